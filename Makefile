@@ -1,0 +1,34 @@
+# Two entry points for a fresh clone (only Python 3.10-3.12 and pip needed):
+#   make train   set up .venv and train on an embedded SMAX map (no StarCraft II needed)
+#   make test    set up .venv and run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# One torch/BLAS thread per process: on small machines Ray workers over-subscribe cores otherwise.
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+
+.PHONY: install train test bench lock clean
+
+install: $(VENV)/.installed
+
+# torch is pinned (2.13.0, CPU wheel) by requirements/lock.txt: an unpinned torch pulls GBs of CUDA wheels.
+$(VENV)/.installed: setup.cfg setup.py requirements/lock.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/lock.txt torch==2.13.0
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/lock.txt -e ".[test]"
+	touch $@
+
+train: install
+	$(BIN)/rllib train file tuned_examples/ppo_smax_2s3z.yaml
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+lock: install
+	$(BIN)/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements/lock.txt.new
+	{ head -2 requirements/lock.txt; cat requirements/lock.txt.new; } > requirements/lock.txt.tmp
+	mv requirements/lock.txt.tmp requirements/lock.txt; rm requirements/lock.txt.new
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,233 @@
+"""`MAGConfig`: every MAG hyperparameter, with the defaults of the paper / released code.
+
+Defaults follow `shared/reference/reference_code.md` §4 (MAG's `DreamerLearnerConfig` plus MAMBA's
+`optimal/starcraft`): model lr 5e-4, 60 world-model and 60 R_m steps per update, 40 x 20 sequences,
+M = 720 imagination starts, k = 15, H = 6, L = 4, 4 rounds of (imagination + 5 PPO epochs, minibatch 2000).
+Builder groups in RLlib's style: `.world_model()`, `.model_reward()`, `.planning()`, `.rollout_actors()`
+and `.training()` for the policy and the schedule.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+from rllib_mag.metrics import WinRateCallback
+from rllib_mag.models.config import LOSS_TERMS, PRESETS
+from rllib_mag.planning.model_reward import PAPER_TERMS
+
+MODES = ("mag", "mamba")
+SELECTIONS = ("per_start", "global")
+
+# name -> (builder group, lower bound, upper bound); bounds are inclusive, None = unbounded.
+_INT_RANGES: dict[str, tuple[int, int | None]] = {
+    "world_model_train_steps": (1, None), "batch_size_B": (1, None), "batch_length_T": (3, None),
+    "replay_capacity": (2, None), "warmup_steps": (0, None), "model_reward_train_steps": (0, None),
+    "planning_horizon_H": (1, None), "planning_candidates_L": (1, None), "rollout_length_k": (2, None),
+    "imagination_starts_M": (1, None), "num_model_rollout_actors": (0, None), "synthetic_capacity": (1, None),
+    "policy_rounds": (1, None), "ppo_epochs": (1, None), "ppo_minibatch_size": (1, None),
+    "episodes_per_iteration": (1, None),
+}
+_POSITIVE_FLOATS = ("world_model_lr", "model_reward_lr", "actor_lr", "critic_lr", "model_grad_clip",
+                    "policy_grad_clip", "clip_param")
+_UNIT_FLOATS = ("gamma", "lambda_", "entropy_annealing", "planning_discount")
+
+
+class MAGConfig(AlgorithmConfig):
+    """Configuration of the MAG algorithm (Algorithm 1 of the paper) on RLlib's new API stack.
+
+    Example::
+
+        config = (MAGConfig().environment("smax_team", env_config={"map_name": "3s_vs_3z"})
+                  .world_model(preset="small").planning(planning_horizon_H=3, planning_candidates_L=4))
+        algo = config.build()
+    """
+
+    def __init__(self, algo_class: type | None = None) -> None:
+        from rllib_mag.algorithm.mag import MAG
+
+        super().__init__(algo_class=algo_class or MAG)
+        # World model (Algorithm 1 line 4) and D_e.
+        self.world_model_preset = "paper"
+        self.world_model_overrides: dict[str, Any] = {}
+        self.world_model_lr = 5e-4
+        self.world_model_train_steps = 60
+        self.batch_size_B = 40
+        self.batch_length_T = 20
+        self.model_grad_clip = 100.0
+        self.replay_capacity = 250_000
+        self.warmup_steps = 500
+        # Model-reward predictor R_m (line 5).
+        self.model_reward_lr = 5e-4
+        self.model_reward_train_steps = 60
+        self.model_error_terms: tuple[str, ...] = PAPER_TERMS
+        # Planning to predict (lines 6-15).
+        self.mode = "mag"
+        self.rollout_length_k = 15
+        self.planning_horizon_H = 6
+        self.planning_candidates_L = 4
+        self.imagination_starts_M = 720
+        self.planning_selection = "per_start"
+        self.planning_discount = 1.0
+        # Model-rollout actors and D_m.
+        self.num_model_rollout_actors = 1
+        self.num_cpus_per_rollout_actor = 1.0
+        self.num_gpus_per_rollout_actor = 0.0
+        self.synthetic_capacity = 720 * 14
+        self.checkpoint_synthetic_buffer = False
+        # Policy learning on imagined data (lines 16-18) and the schedule.
+        self.actor_lr = 5e-4
+        self.critic_lr = 5e-4
+        self.policy_rounds = 4
+        self.ppo_epochs = 5
+        self.ppo_minibatch_size = 2000
+        self.clip_param = 0.2
+        self.entropy_coeff = 1e-3
+        self.entropy_annealing = 0.99998
+        self.policy_grad_clip = 100.0
+        self.gamma = 0.99
+        self.lambda_ = 0.95
+        self.episodes_per_iteration = 1
+        self.training_ratio: float | None = None
+        # RLlib settings MAG relies on.
+        self.lr = None
+        self.num_env_runners = 0
+        self.callbacks(WinRateCallback)
+
+    # ---- builder groups -------------------------------------------------------------------------
+    def _set(self, **kwargs: Any) -> "MAGConfig":
+        for name, value in kwargs.items():
+            if value is not NotProvided:
+                setattr(self, name, value)
+        return self
+
+    def world_model(self, *, preset: str = NotProvided, overrides: dict = NotProvided, lr: float = NotProvided,
+                    train_steps: int = NotProvided, batch_size_B: int = NotProvided,
+                    batch_length_T: int = NotProvided, grad_clip: float = NotProvided,
+                    replay_capacity: int = NotProvided, warmup_steps: int = NotProvided) -> "MAGConfig":
+        """World model sizes (`preset` + `overrides`, see `rllib_mag.models.config`), its training and D_e."""
+        return self._set(world_model_preset=preset, world_model_overrides=overrides, world_model_lr=lr,
+                         world_model_train_steps=train_steps, batch_size_B=batch_size_B,
+                         batch_length_T=batch_length_T, model_grad_clip=grad_clip, replay_capacity=replay_capacity,
+                         warmup_steps=warmup_steps)
+
+    def model_reward(self, *, lr: float = NotProvided, train_steps: int = NotProvided,
+                     error_terms: tuple[str, ...] = NotProvided) -> "MAGConfig":
+        """R_m: learning rate, steps per update, and which per-step loss terms make its label."""
+        return self._set(model_reward_lr=lr, model_reward_train_steps=train_steps, model_error_terms=error_terms)
+
+    def planning(self, *, mode: str = NotProvided, rollout_length_k: int = NotProvided,
+                 planning_horizon_H: int = NotProvided, planning_candidates_L: int = NotProvided,
+                 imagination_starts_M: int = NotProvided, selection: str = NotProvided,
+                 discount: float = NotProvided) -> "MAGConfig":
+        """Random-shooting MPC; `mode="mamba"` turns planning off (the MAMBA baseline)."""
+        return self._set(mode=mode, rollout_length_k=rollout_length_k, planning_horizon_H=planning_horizon_H,
+                         planning_candidates_L=planning_candidates_L, imagination_starts_M=imagination_starts_M,
+                         planning_selection=selection, planning_discount=discount)
+
+    def rollout_actors(self, *, num_model_rollout_actors: int = NotProvided,
+                       num_cpus_per_rollout_actor: float = NotProvided,
+                       num_gpus_per_rollout_actor: float = NotProvided, synthetic_capacity: int = NotProvided,
+                       checkpoint_synthetic_buffer: bool = NotProvided) -> "MAGConfig":
+        """Remote model-rollout actors (0 = imagine in the driver process) and D_m."""
+        return self._set(num_model_rollout_actors=num_model_rollout_actors,
+                         num_cpus_per_rollout_actor=num_cpus_per_rollout_actor,
+                         num_gpus_per_rollout_actor=num_gpus_per_rollout_actor,
+                         synthetic_capacity=synthetic_capacity, checkpoint_synthetic_buffer=checkpoint_synthetic_buffer)
+
+    def training(self, *, actor_lr: float = NotProvided, critic_lr: float = NotProvided,
+                 policy_rounds: int = NotProvided, ppo_epochs: int = NotProvided,
+                 ppo_minibatch_size: int = NotProvided, clip_param: float = NotProvided,
+                 entropy_coeff: float = NotProvided, entropy_annealing: float = NotProvided,
+                 policy_grad_clip: float = NotProvided, lambda_: float = NotProvided,
+                 episodes_per_iteration: int = NotProvided, training_ratio: float | None = NotProvided,
+                 **kwargs: Any) -> "MAGConfig":
+        """PPO on imagined data and the schedule; other keys go to `AlgorithmConfig.training`.
+
+        `training_ratio` = learner updates per real env step; None (default) = one update per collected
+        episode, as the released code does.
+        """
+        super().training(**kwargs)
+        return self._set(actor_lr=actor_lr, critic_lr=critic_lr, policy_rounds=policy_rounds, ppo_epochs=ppo_epochs,
+                         ppo_minibatch_size=ppo_minibatch_size, clip_param=clip_param, entropy_coeff=entropy_coeff,
+                         entropy_annealing=entropy_annealing, policy_grad_clip=policy_grad_clip, lambda_=lambda_,
+                         episodes_per_iteration=episodes_per_iteration, training_ratio=training_ratio)
+
+    # ---- RLlib hooks ----------------------------------------------------------------------------
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        from rllib_mag.algorithm.rl_module import MAGTorchRLModule
+
+        return RLModuleSpec(module_class=MAGTorchRLModule)
+
+    def get_default_learner_class(self) -> type:
+        from rllib_mag.algorithm.learner import MAGTorchLearner
+
+        return MAGTorchLearner
+
+    @property
+    def _model_config_auto_includes(self) -> dict[str, Any]:
+        return {"world_model": self.world_model_settings()}
+
+    def world_model_settings(self) -> dict[str, Any]:
+        """Keyword arguments of `rllib_mag.models.config.from_preset` for this config."""
+        return {"name": self.world_model_preset, **self.world_model_overrides, "model_lr": self.world_model_lr,
+                "model_reward_lr": self.model_reward_lr, "grad_clip": self.model_grad_clip}
+
+    # ---- validation -----------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Reject unknown keys and bad values before any actor starts (RLlib itself accepts typos)."""
+        super().validate()
+        self._validate_known_keys()
+        for name, (low, high) in _INT_RANGES.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low or (high and value > high):
+                self._value_error(f"MAGConfig.{name}={value!r} is invalid: must be an int >= {low}")
+        for name in _POSITIVE_FLOATS:
+            if not getattr(self, name) > 0:
+                self._value_error(f"MAGConfig.{name}={getattr(self, name)!r} is invalid: must be > 0")
+        for name in _UNIT_FLOATS:
+            if not 0.0 < getattr(self, name) <= 1.0:
+                self._value_error(f"MAGConfig.{name}={getattr(self, name)!r} is invalid: must be in (0, 1]")
+        if self.entropy_coeff < 0:
+            self._value_error(f"MAGConfig.entropy_coeff={self.entropy_coeff!r} is invalid: must be >= 0")
+        for name, options in (("mode", MODES), ("planning_selection", SELECTIONS),
+                              ("world_model_preset", tuple(PRESETS))):
+            if getattr(self, name) not in options:
+                self._value_error(f"MAGConfig.{name}={getattr(self, name)!r} is invalid: must be one of {options}")
+        unknown_terms = set(self.model_error_terms) - set(LOSS_TERMS)
+        if unknown_terms or not self.model_error_terms:
+            self._value_error(f"MAGConfig.model_error_terms={self.model_error_terms!r} is invalid: a non-empty "
+                              f"subset of {LOSS_TERMS}")
+        if self.planning_horizon_H > self.rollout_length_k:
+            self._value_error(f"MAGConfig.planning_horizon_H={self.planning_horizon_H} is invalid: must be <= "
+                              f"rollout_length_k={self.rollout_length_k} (H <= k, Algorithm 1)")
+        if self.replay_capacity < max(self.warmup_steps, self.batch_length_T):
+            self._value_error(f"MAGConfig.replay_capacity={self.replay_capacity} is invalid: must be >= warmup_steps "
+                              f"({self.warmup_steps}) and batch_length_T ({self.batch_length_T})")
+        if self.training_ratio is not None and not self.training_ratio > 0:
+            self._value_error(f"MAGConfig.training_ratio={self.training_ratio!r} is invalid: must be > 0 or None")
+        if self.num_cpus_per_rollout_actor < 0 or self.num_gpus_per_rollout_actor < 0:
+            self._value_error("MAGConfig.num_cpus_per_rollout_actor / num_gpus_per_rollout_actor must be >= 0")
+        if self.num_learners > 1:
+            self._value_error(f"MAGConfig.num_learners={self.num_learners} is not supported: MAG trains on one "
+                              "learner (0 = in the driver, 1 = a remote learner, e.g. on a GPU)")
+        if self.env is None:
+            self._value_error("MAGConfig needs an environment: .environment('smax_team', env_config={'map_name': "
+                              "'3s_vs_3z'}) (MAG plans with a world model learned from real episodes)")
+        try:
+            from rllib_mag.models.config import from_preset
+
+            from_preset(**self.world_model_settings())
+        except ValueError as err:
+            self._value_error(f"MAGConfig.world_model_overrides={self.world_model_overrides!r} is invalid: {err}")
+
+    def _validate_known_keys(self) -> None:
+        known = set(vars(type(self)())) | {"class"}  # `AlgorithmConfig.from_state` leaves "class" behind
+        for key in vars(self):
+            if key not in known:
+                match = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+                hint = f"; did you mean '{match[0]}'?" if match else ""
+                self._value_error(f"unknown MAGConfig key '{key}'{hint}")

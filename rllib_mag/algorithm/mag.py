@@ -1,0 +1,194 @@
+"""`MAG`: Algorithm 1 of the paper as an RLlib `Algorithm` (new API stack).
+
+One `training_step`:
+
+1. env runners play complete episodes with the acting module; they go into D_e (line 3);
+2. per learner update (one per collected episode, or `training_ratio` per env step):
+   the learner trains the world model (line 4) and R_m (line 5) on D_e sequences; then, `policy_rounds` times,
+   the model-rollout actors imagine k-step trajectories with random-shooting MPC from D_e start states
+   (lines 6-15) into D_m, and the learner runs PPO on D_m (lines 16-18);
+3. the acting weights go back to the env runners.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, TIMERS
+from ray.tune.execution.placement_groups import PlacementGroupFactory
+
+from rllib_mag.algorithm.config import MAGConfig
+from rllib_mag.algorithm.replay import SequenceReplayBuffer, SyntheticReplayBuffer
+from rllib_mag.algorithm.catalog import TeamSpaces
+from rllib_mag.algorithm.rollout_actor import RolloutActorPool
+from rllib_mag.planning.imagination import SyntheticBatch
+
+
+class MAG(Algorithm):
+    """Models as Agents (Wu et al., AAAI 2023) on top of MAMBA's world model."""
+
+    config: MAGConfig
+
+    @classmethod
+    def get_default_config(cls) -> MAGConfig:
+        return MAGConfig()
+
+    @classmethod
+    def default_resource_request(cls, config: MAGConfig | dict) -> PlacementGroupFactory:
+        """RLlib's bundles plus one bundle per model-rollout actor, so Tune and clusters can schedule them."""
+        if isinstance(config, dict):
+            config = cls.get_default_config().update_from_dict(config)
+        factory = super().default_resource_request(config)
+        rollout_bundles = [{"CPU": config.num_cpus_per_rollout_actor, "GPU": config.num_gpus_per_rollout_actor}
+                           for _ in range(config.num_model_rollout_actors)]
+        return PlacementGroupFactory(bundles=factory.bundles + rollout_bundles, strategy=config.placement_strategy)
+
+    def setup(self, config: MAGConfig) -> None:
+        super().setup(config)
+        observation_space = self.env_runner_group.get_spaces()[DEFAULT_MODULE_ID][0]
+        spaces = TeamSpaces.from_space(observation_space)
+        self.real_buffer = SequenceReplayBuffer(config.replay_capacity, spaces.n_agents, spaces.obs_dim,
+                                                spaces.n_actions)
+        self.synthetic_buffer = SyntheticReplayBuffer(config.synthetic_capacity)
+        self.rng = np.random.default_rng(config.seed)
+        self.rollout_pool = RolloutActorPool(config, observation_space)
+        self.update_credit = 0.0  # learner updates owed but not yet run (`training_ratio`)
+        self.num_learner_updates = 0
+        self.num_synthetic_transitions = 0
+
+    # ---- Algorithm 1 ----------------------------------------------------------------------------
+    def training_step(self) -> None:
+        config = self.config
+        env_steps, num_episodes, sample_time = 0, 0, 0.0
+        while not num_episodes or len(self.real_buffer) < max(config.warmup_steps, config.batch_length_T):
+            start = time.perf_counter()
+            with self.metrics.log_time((TIMERS, "sample")):
+                episodes = self._sample_episodes()  # line 3
+            sample_time += time.perf_counter() - start
+            for episode in episodes:
+                self.real_buffer.add_episode(episode.get_observations(), np.asarray(episode.get_actions()),
+                                             np.asarray(episode.get_rewards()), episode.is_terminated)
+            env_steps += sum(len(episode) for episode in episodes)
+            num_episodes += len(episodes)
+        self.metrics.log_value(("throughput", "env_steps_per_s"), env_steps / max(sample_time, 1e-9))
+        self.update_credit += (config.training_ratio * env_steps if config.training_ratio is not None
+                               else num_episodes)
+        while self.update_credit >= 1.0:
+            self.update_credit -= 1.0
+            self._learner_update()
+        with self.metrics.log_time((TIMERS, "sync_weights")):
+            self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)
+        self.metrics.log_dict({"real_buffer_rows": len(self.real_buffer),
+                               "synthetic_buffer_transitions": len(self.synthetic_buffer),
+                               "num_learner_updates_lifetime": self.num_learner_updates,
+                               "num_synthetic_transitions_lifetime": self.num_synthetic_transitions,
+                               "num_rollout_actor_restarts": self.rollout_pool.num_restarts},
+                              key="mag", window=1)
+
+    def _sample_episodes(self) -> list[Any]:
+        """Complete episodes from the env runners, `episodes_per_iteration` in all; their metrics are logged."""
+        remote = self.env_runner_group.num_remote_env_runners()
+        per_runner = math.ceil(self.config.episodes_per_iteration / max(remote, 1))
+        results = self.env_runner_group.foreach_env_runner(
+            lambda runner: (runner.sample(num_episodes=per_runner), runner.get_metrics()),
+            local_env_runner=remote == 0)
+        self.metrics.aggregate([metrics for _, metrics in results], key=ENV_RUNNER_RESULTS)
+        return [episode for episodes, _ in results for episode in episodes]
+
+    def _on_learner(self, method: str, *args: Any) -> Any:
+        """Call `MAGTorchLearner.<method>(*args)` on the (local or remote) learner; re-raise its errors."""
+        call = self.learner_group.foreach_learner(lambda learner: getattr(learner, method)(*args))
+        result = next(iter(call)).get()
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def _real_batches(self, count: int, batch_size: int) -> list[dict[str, np.ndarray]]:
+        return [self.real_buffer.sample(batch_size, self.config.batch_length_T, self.rng) for _ in range(count)]
+
+    def _learner_update(self) -> None:
+        """Lines 4-18 of Algorithm 1 (one outer-loop update)."""
+        config = self.config
+        with self.metrics.log_time((TIMERS, "model_training")):
+            model_metrics = self._on_learner("train_models",
+                                             self._real_batches(config.world_model_train_steps, config.batch_size_B),
+                                             self._real_batches(config.model_reward_train_steps, config.batch_size_B))
+        self.metrics.log_dict(model_metrics, key="world_model")
+        for _ in range(config.policy_rounds):
+            start = time.perf_counter()
+            with self.metrics.log_time((TIMERS, "imagination")):
+                synthetic = self._imagine(self._on_learner("rollout_weights"))
+            self.metrics.log_value(("throughput", "synthetic_transitions_per_s"),
+                                   synthetic.actions.shape[:2].numel() / (time.perf_counter() - start))
+            self.synthetic_buffer.add(synthetic)
+            with self.metrics.log_time((TIMERS, "policy_training")):
+                self.metrics.log_dict(self._on_learner("train_policy", self.synthetic_buffer.all()), key="policy")
+        self.num_learner_updates += 1
+
+    def _imagine(self, weights: dict[str, Any]) -> SyntheticBatch:
+        """Lines 6-15: the rollout actors share M start states; their batches are joined along M."""
+        config = self.config
+        num_jobs = max(config.num_model_rollout_actors, 1)
+        starts = [len(part) for part in np.array_split(np.arange(config.imagination_starts_M), num_jobs)]
+        windows = [max(1, math.ceil(1.25 * m / config.batch_length_T)) for m in starts]
+        batches = self.rollout_pool.rollout(weights, [self._real_batches(1, w)[0] for w in windows], starts,
+                                            [int(seed) for seed in self.rng.integers(2**31, size=num_jobs)])
+        synthetic = SyntheticReplayBuffer.concatenate(batches)
+        self.num_synthetic_transitions += synthetic.actions.shape[:2].numel()
+        self._log_planner(synthetic)
+        return synthetic
+
+    def _log_planner(self, synthetic: SyntheticBatch) -> None:
+        """Planner statistics and the accumulated predicted model error by rollout step (the paper's Fig. 3)."""
+        planner = {key: float(value) for key, value in synthetic.planner_metrics().items()}
+        for step, error in enumerate(synthetic.accumulated_error.tolist(), start=1):
+            planner[f"accumulated_error_step_{step:02d}"] = error
+        self.metrics.log_dict(planner, key="planning")
+
+    # ---- checkpoints, export, cleanup -------------------------------------------------------------
+    def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        state = super().get_state(*args, **kwargs)
+        state["mag"] = {
+            "real_buffer": self.real_buffer.get_state(), "rng": self.rng.bit_generator.state,
+            "update_credit": self.update_credit, "num_learner_updates": self.num_learner_updates,
+            "num_synthetic_transitions": self.num_synthetic_transitions,
+            "synthetic_buffer": (self.synthetic_buffer.get_state() if self.config.checkpoint_synthetic_buffer
+                                 else None),
+        }
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        if "mag" not in state:
+            return
+        mag = state["mag"]
+        self.real_buffer.set_state(mag["real_buffer"])
+        self.rng.bit_generator.state = mag["rng"]
+        self.update_credit = mag["update_credit"]
+        self.num_learner_updates = mag["num_learner_updates"]
+        self.num_synthetic_transitions = mag["num_synthetic_transitions"]
+        if mag["synthetic_buffer"] is not None:
+            self.synthetic_buffer.set_state(mag["synthetic_buffer"])
+
+    def export_policy(self, path: str | Path) -> Path:
+        """Save the acting module alone (world-model filter + actor, no critic or R_m) for evaluation.
+
+        Load it with `ray.rllib.core.rl_module.RLModule.from_checkpoint(path)`.
+        """
+        path = Path(path).resolve()
+        module = self.env_runner.module if self.env_runner is not None else None
+        if module is None:
+            raise RuntimeError("this algorithm has no local env runner module to export")
+        self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)
+        module.save_to_path(str(path))
+        return path
+
+    def cleanup(self) -> None:
+        self.rollout_pool.stop()
+        super().cleanup()

@@ -1,0 +1,196 @@
+"""The `rllib` / `rllib-mag` command: `rllib train file EXPERIMENT.yaml [flags]`.
+
+Ray 2.60 ships no `rllib` executable. This one accepts the classic RLlib/Tune experiment YAML::
+
+    my-experiment:
+      run: PPO            # or `algo:`; a registered name, an RLlib built-in or a dotted path
+      env: smax           # moved into config["env"], as Tune does
+      stop: {training_iteration: 10}
+      config: {...}       # AlgorithmConfig keys; unknown keys are rejected (RLlib accepts typos silently)
+      num_samples: 1
+      checkpoint_config: {checkpoint_frequency: 5, checkpoint_at_end: true}
+      storage_path: ~/ray_results
+
+and runs it with `ray.tune.run_experiments`, so progress and results print as Tune does and TensorBoard
+logs land in each trial's folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import difflib
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+EXPERIMENT_KEYS = (
+    "run", "algo", "env", "stop", "config", "num_samples", "checkpoint_config", "storage_path",
+    "resources_per_trial", "max_failures", "restore", "name",
+)
+# Old-style config keys that `AlgorithmConfig.update_from_dict` translates or handles specially.
+LEGACY_CONFIG_KEYS = (
+    "callbacks", "create_env_on_driver", "custom_eval_function", "framework", "input", "lambda",
+    "num_cpus_for_driver", "num_workers", "multiagent", "model", "env", "__trial_info__",
+)
+
+
+class CLIError(ValueError):
+    """A user error in the experiment file or the flags; printed without a traceback."""
+
+
+def _closest(key: str, valid: list[str]) -> str:
+    match = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def resolve_algorithm(name: str) -> type:
+    """Resolve `run:` to an Algorithm class: a dotted path, a registered trainable, or an RLlib built-in."""
+    import ray.rllib  # noqa: F401  (RLlib's own algorithms)
+    from ray.rllib.algorithms.registry import ALGORITHMS
+    from ray.tune.registry import TRAINABLE_CLASS, _global_registry
+
+    import rllib_mag  # noqa: F401  (registers "MAG" and the environments)
+
+    if "." in name:
+        module_name, _, attr = name.rpartition(".")
+        try:
+            return getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as err:
+            raise CLIError(f"cannot import algorithm '{name}': {err}") from err
+    if _global_registry.contains(TRAINABLE_CLASS, name):
+        return _global_registry.get(TRAINABLE_CLASS, name)
+    if name in ALGORITHMS:
+        return ALGORITHMS[name]()[0]
+    known = sorted(set(ALGORITHMS) | {"MAG"})
+    raise CLIError(f"unknown algorithm '{name}'{_closest(name, known)} (known: {', '.join(known)}; "
+                   "or give a dotted path such as 'my_pkg.my_module.MyAlgorithm')")
+
+
+def check_config_keys(algo_cls: type, config: dict[str, Any], where: str) -> None:
+    """Reject config keys the algorithm does not know, naming the closest valid one."""
+    default = algo_cls.get_default_config()
+    valid = set(vars(default)) | set(default.to_dict()) | set(LEGACY_CONFIG_KEYS)
+    valid = sorted(k for k in valid if not k.startswith("_") or k == "_model_config")
+    for key in config:
+        if key not in valid and not key.startswith("evaluation_"):
+            raise CLIError(f"{where}: unknown config key '{key}' for {algo_cls.__name__}"
+                           f"{_closest(key, valid)}")
+
+
+def _deep_update(base: dict, override: dict) -> dict:
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def build_experiments(path: str, stop: dict | None = None, config: dict | None = None,
+                      storage_path: str | None = None) -> dict[str, dict[str, Any]]:
+    """Load an experiment YAML file and turn each entry into `ray.tune.Experiment` keyword arguments."""
+    from ray import tune
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError as err:
+        raise CLIError(f"experiment file not found: {path}") from err
+    if not isinstance(raw, dict) or not raw:
+        raise CLIError(f"{path}: expected a mapping of experiment names to experiment specs")
+    experiments = {}
+    for name, spec in raw.items():
+        where = f"{path}: experiment '{name}'"
+        if not isinstance(spec, dict):
+            raise CLIError(f"{where}: expected a mapping, got {type(spec).__name__}")
+        unknown = sorted(set(spec) - set(EXPERIMENT_KEYS))
+        if unknown:
+            raise CLIError(f"{where}: unknown key '{unknown[0]}'{_closest(unknown[0], list(EXPERIMENT_KEYS))}"
+                           f" (valid keys: {', '.join(EXPERIMENT_KEYS)})")
+        spec = copy.deepcopy(spec)
+        algo_name = spec.pop("run", None) or spec.pop("algo", None)
+        if not algo_name:
+            raise CLIError(f"{where}: needs `run:` (or `algo:`), e.g. `run: MAG` or `run: PPO`")
+        algo_cls = resolve_algorithm(algo_name)
+        algo_config = _deep_update(spec.pop("config", None) or {}, config or {})
+        if "env" in spec:
+            algo_config["env"] = spec.pop("env")
+        check_config_keys(algo_cls, algo_config, where)
+        if stop is not None:
+            spec["stop"] = stop
+        if storage_path or spec.get("storage_path"):
+            spec["storage_path"] = os.path.abspath(os.path.expanduser(storage_path or spec["storage_path"]))
+        if "checkpoint_config" in spec:
+            spec["checkpoint_config"] = tune.CheckpointConfig(**spec["checkpoint_config"])
+        experiments[name] = {"run": algo_cls, "config": algo_config, **spec}
+    return experiments
+
+
+def _json_arg(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err}): {text}") from err
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got: {text}")
+    return value
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rllib", description="Train RLlib algorithms (MAG included) "
+                                     "from classic RLlib/Tune experiment YAML files.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train an algorithm")
+    sources = train.add_subparsers(dest="source", required=True)
+    file_parser = sources.add_parser("file", help="train from an experiment YAML file")
+    file_parser.add_argument("config_file", help="experiment YAML, e.g. tuned_examples/mag_smax_2s3z.yaml")
+    file_parser.add_argument("--stop", type=_json_arg, help='stop criteria (JSON), e.g. \'{"training_iteration": 5}\'')
+    file_parser.add_argument("--config", type=_json_arg, help="config overrides (JSON), deep-merged into `config:`")
+    file_parser.add_argument("--ray-address", help="address of an existing Ray cluster (e.g. 'auto')")
+    file_parser.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance")
+    file_parser.add_argument("--num-gpus", type=int, help="GPUs for a local Ray instance")
+    file_parser.add_argument("--storage-path", help="where trial folders (results, checkpoints, TensorBoard) go")
+    file_parser.add_argument("-v", "--verbose", action="count", default=0, help="more output (-v, -vv)")
+    return parser
+
+
+def train_file(args: argparse.Namespace) -> int:
+    import ray
+    from ray import tune
+
+    experiments = build_experiments(args.config_file, args.stop, args.config, args.storage_path)
+    if args.ray_address and (args.num_cpus or args.num_gpus):
+        raise CLIError("--num-cpus/--num-gpus start a local Ray instance; they cannot be combined with --ray-address")
+    ray.init(address=args.ray_address, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
+             include_dashboard=False, log_to_driver=args.verbose > 0)
+    try:
+        trials = tune.run_experiments(
+            {name: tune.Experiment(name=name, **spec) for name, spec in experiments.items()},
+            verbose=min(1 + args.verbose, 3), raise_on_failed_trial=False,
+        )
+    finally:
+        ray.shutdown()
+    failed = [t for t in trials if t.status == "ERROR"]
+    for trial in failed:
+        print(f"trial {trial} failed; see {trial.local_path}/error.txt", file=sys.stderr)
+    for trial in trials:
+        print(f"trial {trial}: {trial.status}; results in {trial.local_path}")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return train_file(args)
+    except CLIError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""PPO on imagined data (Algorithm 1 lines 16-18; reference MAMBA/MAG ``agent/learners/DreamerLearner.py:
+train_agent`` and ``agent/optim/loss.py:{actor_loss, value_loss}``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.distributions import Categorical
+
+from rllib_mag.learning.returns import lambda_returns
+from rllib_mag.models.actor_critic import Actor, AttentionCritic
+from rllib_mag.planning.imagination import SyntheticBatch
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO settings of the released code (SMAC): 5 epochs of minibatches of 2000 joint samples, clip 0.2, entropy
+    1e-3 annealed by x0.99998 per minibatch, grad clip 100, advantages normalised per batch, gamma .99,
+    lambda .95, Adam 5e-4 (actor weight decay 1e-5)."""
+
+    epochs: int = 5
+    minibatch_size: int = 2000
+    clip: float = 0.2
+    entropy_coef: float = 1e-3
+    entropy_annealing: float = 0.99998
+    grad_clip: float = 100.0
+    normalize_advantages: bool = True
+    gamma: float = 0.99
+    lam: float = 0.95
+    actor_lr: float = 5e-4
+    critic_lr: float = 5e-4
+    actor_weight_decay: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "minibatch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"PPOConfig.{name} must be a positive int, got {value!r}")
+        for name in ("clip", "grad_clip", "actor_lr", "critic_lr"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"PPOConfig.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("gamma", "lam", "entropy_annealing"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"PPOConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.entropy_coef < 0 or self.actor_weight_decay < 0:
+            raise ValueError("PPOConfig.entropy_coef and actor_weight_decay must be >= 0")
+
+
+def make_optimizers(actor: Actor, critic: AttentionCritic,
+                    cfg: PPOConfig) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """Adam optimisers of the reference: actor (lr, weight decay) and critic."""
+    return (torch.optim.Adam(actor.parameters(), lr=cfg.actor_lr, weight_decay=cfg.actor_weight_decay),
+            torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr))
+
+
+def _clipped_step(loss: Tensor, module: torch.nn.Module, optimizer: torch.optim.Optimizer, clip: float) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
+    optimizer.step()
+
+
+def ppo_update(actor: Actor, critic: AttentionCritic, actor_opt: torch.optim.Optimizer,
+               critic_opt: torch.optim.Optimizer, batch: SyntheticBatch, cfg: PPOConfig,
+               generator: torch.Generator | None = None, entropy_coef: float | None = None) -> dict[str, float]:
+    """PPO epochs over ``batch`` (joint samples ``[M*k]``, all agents together for the attention critic).
+
+    Advantages ``A = G^lambda - V(s_t)`` are computed once (per agent) and normalised ``(A - mean) / (std + 1e-4)``.
+    Actor loss ``-min(rho A, clip(rho, 1-eps, 1+eps) A) - c_ent H[pi]`` with the stored (sampled) action masks;
+    critic loss ``0.5 (G - V)^2``. ``entropy_coef`` (default ``cfg.entropy_coef``) is multiplied by
+    ``cfg.entropy_annealing`` after every minibatch; pass the returned ``"entropy_coef"`` to the next call.
+    Returns the mean of each metric over minibatches.
+    """
+    coef = cfg.entropy_coef if entropy_coef is None else entropy_coef
+    with torch.no_grad():
+        returns = lambda_returns(batch.reward, batch.discount, batch.values, cfg.gamma, cfg.lam)
+        advantages = returns - batch.values[:, :-1]
+        if cfg.normalize_advantages:
+            advantages = ((advantages - advantages.mean()) / (advantages.std() + 1e-4)).nan_to_num(0.0)
+        flat = batch.as_flat()
+        flat["returns"], flat["advantages"] = returns.flatten(0, 1), advantages.flatten(0, 1)
+    n_samples = flat["features"].shape[0]
+    sums = dict.fromkeys(("actor_loss", "critic_loss", "entropy", "clip_fraction", "approx_kl"), 0.0)
+    n_minibatches = 0
+    for _ in range(cfg.epochs):
+        order = torch.randperm(n_samples, generator=generator).to(flat["features"].device)
+        for idx in order.split(cfg.minibatch_size):
+            mb = {k: v[idx] for k, v in flat.items()}
+            dist = Categorical(logits=actor.masked_logits(mb["features"], mb["action_mask"]))
+            log_ratio = dist.log_prob(mb["actions"]) - mb["logp"]
+            ratio = log_ratio.exp()
+            clipped = ratio.clamp(1.0 - cfg.clip, 1.0 + cfg.clip)
+            entropy = dist.entropy().mean()
+            policy_loss = -torch.min(ratio * mb["advantages"], clipped * mb["advantages"]).mean()
+            _clipped_step(policy_loss - coef * entropy, actor, actor_opt, cfg.grad_clip)
+            critic_loss = 0.5 * (mb["returns"] - critic(mb["features"])).pow(2).mean()
+            _clipped_step(critic_loss, critic, critic_opt, cfg.grad_clip)
+            coef *= cfg.entropy_annealing
+            with torch.no_grad():
+                sums["actor_loss"] += policy_loss.item()
+                sums["critic_loss"] += critic_loss.item()
+                sums["entropy"] += entropy.item()
+                sums["clip_fraction"] += ((ratio - 1.0).abs() > cfg.clip).float().mean().item()
+                sums["approx_kl"] += ((ratio - 1.0) - log_ratio).mean().item()
+            n_minibatches += 1
+    metrics = {k: v / n_minibatches for k, v in sums.items()}
+    metrics.update(entropy_coef=coef, n_minibatches=float(n_minibatches))
+    return metrics

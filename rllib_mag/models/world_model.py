@@ -1,0 +1,251 @@
+"""MAMBA's multi-agent RSSM world model with weights shared across agents (reference: MAMBA/MAG
+``agent/models/DreamerModel.py``, ``networks/dreamer/{rnns,vae,dense}.py``, ``agent/optim/loss.py:model_loss``).
+
+Per agent i and step t (Algorithm 1 line 4 trains it with one-step prediction losses):
+
+* ``u_i = ReLU(Linear([a_{t-1}, z_{t-1}]_i))``; ``(u'_1..u'_N) = Attention(u_1..u_N)`` (agent-index positional
+  encoding; this is MAMBA's communication channel); ``h_t = GRUCell(u'_i, h_{t-1,i})``;
+* prior ``p(z_t | h_t)`` and posterior ``q(z_t | h_t, embed(o_t))``: ``n_categoricals`` one-hot categoricals with
+  straight-through samples;
+* heads on ``features = [z_t, h_t]``: observation decoder, reward (the team reward, predicted by every agent),
+  continue (Bernoulli), available actions (independent Bernoulli per action) and the mutual-information head
+  predicting the agent's own previous action ``a_{t-1}`` from the decoder's hidden features.
+
+Batches follow ``docs/contracts.md`` section 3 (DreamerV3 rows: row t is the arrival at ``o_t``; the recurrent
+state and previous action are reset where ``is_first``). Because row t carries ``r_t`` (reward on arrival), the
+reward head reads ``[z_t, h_t]`` where ``h_t`` already contains ``a_{t-1}``; the released code reads
+``[z_{t-1}, h_t]`` for the same target, which is the same information up to the latent sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.distributions import Bernoulli, Categorical, Independent, OneHotCategoricalStraightThrough, kl_divergence
+
+from rllib_mag.models.config import LOSS_TERMS, WorldModelConfig
+from rllib_mag.models.layers import AgentAttention, init_weights, mlp, straight_through_sample
+
+
+def _categorical_kl(post_logits: Tensor, prior_logits: Tensor) -> Tensor:
+    """``KL(q || p)`` per categorical ``[..., C]``."""
+    return kl_divergence(Categorical(logits=post_logits), Categorical(logits=prior_logits))
+
+
+@dataclass(frozen=True)
+class RSSMState:
+    """Recurrent state: ``stoch [..., N, C, K]`` one-hot latents and ``deter [..., N, deter]`` GRU state."""
+
+    stoch: Tensor
+    deter: Tensor
+
+    def features(self) -> Tensor:
+        """``concat(z flat, h)`` -> ``[..., N, C*K + deter]``."""
+        return torch.cat([self.stoch.flatten(-2), self.deter], dim=-1)
+
+    def map(self, fn: Callable[[Tensor], Tensor]) -> RSSMState:
+        """Apply ``fn`` (indexing, reshaping leading dims, ``detach``, ``to``...) to both tensors."""
+        return RSSMState(fn(self.stoch), fn(self.deter))
+
+    def reset(self, keep: Tensor) -> RSSMState:
+        """Zero the state where ``keep [...]`` (batch shape without the agent axis) is 0."""
+        return RSSMState(self.stoch * keep[..., None, None, None], self.deter * keep[..., None, None])
+
+    @staticmethod
+    def stack(states: Sequence[RSSMState], dim: int = 0) -> RSSMState:
+        return RSSMState(torch.stack([s.stoch for s in states], dim), torch.stack([s.deter for s in states], dim))
+
+
+@dataclass
+class WorldModelOutput:
+    """Result of ``WorldModel.loss``.
+
+    Attributes:
+        total: scalar loss (weighted sum of ``terms``).
+        terms: scalar loss per term (masked mean of ``per_step``).
+        per_step: per-step, per-agent losses ``[T, B, N]`` (zero where masked); R_m labels are built from them.
+        masks: ``[T, B, N]`` 0/1 weights used for each term.
+        posterior: posterior states ``[T, B, N, ...]`` (the filtered states; imagination start states).
+        prior: prior states of the same pass (``h_t`` with a prior sample of ``z_t``): R_m's inputs.
+        obs_dim: observation size and
+        reconstruction_reduction: how ``per_step["reconstruction"]`` reduces obs dims (``"sum"``/``"mean"``).
+    """
+
+    total: Tensor
+    terms: dict[str, Tensor]
+    per_step: dict[str, Tensor]
+    masks: dict[str, Tensor]
+    posterior: RSSMState
+    prior: RSSMState
+    obs_dim: int
+    reconstruction_reduction: str
+
+
+class Decoder(nn.Module):
+    """Observation decoder; also returns its last hidden features (input of the MI head), as ``vae.py:Decoder``."""
+
+    def __init__(self, cfg: WorldModelConfig, obs_dim: int) -> None:
+        super().__init__()
+        self.trunk = mlp(cfg.feature_dim, cfg.hidden, cfg.mlp_layers - 1, cfg.hidden)
+        self.out = nn.Linear(cfg.hidden, obs_dim)
+
+    def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        hidden = F.relu(self.trunk(features))
+        return self.out(hidden), hidden
+
+
+class WorldModel(nn.Module):
+    """Shared-weight multi-agent RSSM (MAMBA). ``obs_dim``/``n_actions`` are per agent; any N works."""
+
+    def __init__(self, cfg: WorldModelConfig, obs_dim: int, n_actions: int) -> None:
+        super().__init__()
+        self.cfg, self.obs_dim, self.n_actions = cfg, obs_dim, n_actions
+        feat, latent = cfg.feature_dim, cfg.stoch
+        self.encoder = mlp(obs_dim, cfg.embed, cfg.mlp_layers, cfg.hidden)
+        self.transition_input = nn.Sequential(nn.Linear(n_actions + latent, cfg.hidden), nn.ReLU())
+        self.agent_mixing = AgentAttention(cfg.hidden, cfg.attn_layers, cfg.attn_heads, cfg.attn_ff, cfg.dropout,
+                                           cfg.max_agents)
+        self.gru = nn.GRUCell(cfg.hidden, cfg.deter)
+        self.prior_head = mlp(cfg.deter, latent, 1, cfg.hidden)
+        self.posterior_head = mlp(cfg.deter + cfg.embed, latent, 1, cfg.hidden)
+        self.decoder = Decoder(cfg, obs_dim)
+        self.reward_head = mlp(feat, 1, cfg.head_layers, cfg.head_hidden, nn.ELU)
+        self.continue_head = mlp(feat, 1, cfg.head_layers, cfg.head_hidden, nn.ELU)
+        self.av_action_head = mlp(feat, n_actions, cfg.head_layers, cfg.head_hidden, nn.ELU)
+        self.mi_head = nn.Sequential(mlp(cfg.hidden, cfg.hidden, 1, cfg.hidden, nn.ELU), nn.ReLU(),
+                                     nn.Linear(cfg.hidden, n_actions))
+        init_weights(self, "xavier")
+        self.to(cfg.device)
+
+    # ----------------------------------------------------------------- state transitions
+    def initial_state(self, batch_shape: Sequence[int]) -> RSSMState:
+        """All-zero state; ``batch_shape`` includes the agent axis, e.g. ``(B, N)``."""
+        cfg = self.cfg
+        device = self.gru.weight_ih.device
+        return RSSMState(torch.zeros(*batch_shape, cfg.n_categoricals, cfg.n_classes, device=device),
+                         torch.zeros(*batch_shape, cfg.deter, device=device))
+
+    def latent_logits(self, head: nn.Module, x: Tensor) -> Tensor:
+        return head(x).unflatten(-1, (self.cfg.n_categoricals, self.cfg.n_classes))
+
+    def sample_latent(self, logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Straight-through one-hot sample of ``OneHotCategoricalStraightThrough(logits)``."""
+        return straight_through_sample(OneHotCategoricalStraightThrough(logits=logits), generator)
+
+    def transition(self, state: RSSMState, action_onehot: Tensor) -> Tensor:
+        """Deterministic step ``h_t = GRU(Attention(ReLU(Linear([a_{t-1}, z_{t-1}]))), h_{t-1})``."""
+        mixed = self.agent_mixing(self.transition_input(torch.cat([action_onehot, state.stoch.flatten(-2)], -1)))
+        return self.gru(mixed.reshape(-1, mixed.shape[-1]), state.deter.reshape(-1, state.deter.shape[-1])
+                        ).reshape(state.deter.shape)
+
+    def prior_logits(self, deter: Tensor) -> Tensor:
+        """Logits ``[..., N, C, K]`` of the prior ``p(z_t | h_t)``."""
+        return self.latent_logits(self.prior_head, deter)
+
+    def imagine_step(self, state: RSSMState, action_onehot: Tensor,
+                     generator: torch.Generator | None = None) -> RSSMState:
+        """One imagined transition: ``h_{t+1}`` from the GRU and ``z_{t+1}`` sampled from the prior."""
+        deter = self.transition(state, action_onehot)
+        return RSSMState(self.sample_latent(self.prior_logits(deter), generator), deter)
+
+    def _observe(self, prev_state: RSSMState, prev_action_onehot: Tensor, embed: Tensor, is_first: Tensor,
+                 generator: torch.Generator | None) -> tuple[RSSMState, Tensor, Tensor]:
+        keep = 1.0 - is_first.to(embed.dtype)
+        prev_state = prev_state.reset(keep)
+        deter = self.transition(prev_state, prev_action_onehot * keep[..., None, None])
+        post_logits = self.latent_logits(self.posterior_head, torch.cat([deter, embed], -1))
+        return RSSMState(self.sample_latent(post_logits, generator), deter), post_logits, deter
+
+    def observe_step(self, prev_state: RSSMState, prev_action_onehot: Tensor, obs: Tensor, is_first: Tensor,
+                     generator: torch.Generator | None = None) -> RSSMState:
+        """Posterior filter step used when acting: reset where ``is_first [...]``, transition with the previous
+        action ``[..., N, A]``, then sample ``z_t ~ q(z_t | h_t, o_t)``. ``obs [..., N, D]``."""
+        return self._observe(prev_state, prev_action_onehot, self.encoder(obs), is_first, generator)[0]
+
+    @staticmethod
+    def features(state: RSSMState) -> Tensor:
+        """``concat(z flat, h)`` -> ``[..., N, F]``."""
+        return state.features()
+
+    # ----------------------------------------------------------------- heads
+    def reward(self, features: Tensor) -> Tensor:
+        """Per-agent prediction ``[..., N]`` of the team reward."""
+        return self.reward_head(features).squeeze(-1)
+
+    def continue_dist(self, features: Tensor) -> Bernoulli:
+        """``Bernoulli`` over ``1 - is_terminal`` per agent; ``.probs`` is the imagined discount."""
+        return Bernoulli(logits=self.continue_head(features).squeeze(-1))
+
+    def av_action_dist(self, features: Tensor) -> Independent:
+        """Independent Bernoulli per action over the availability mask ``[..., N, A]``."""
+        return Independent(Bernoulli(logits=self.av_action_head(features)), 1)
+
+    # ----------------------------------------------------------------- training loss
+    def loss(self, batch: dict[str, Tensor]) -> WorldModelOutput:
+        """One-step prediction loss of Algorithm 1 line 4 on a contracts.md section 3 batch.
+
+        Terms (all per step and agent, then masked mean; reference ``optim/loss.py:model_loss``):
+        ``reconstruction`` Huber over obs dims (sum or mean; optionally masked for dead agents); ``reward`` Huber
+        to the team reward, masked where ``is_first``; ``continue`` NLL of ``1 - is_terminal``; ``av_action``
+        NLL of the availability mask; ``mi`` cross-entropy of the agent's own ``a_{t-1}`` from the decoder
+        features, masked where there is no previous action (first window row, ``is_first``, after ``is_last``);
+        ``kl`` balanced ``a KL(sg q || p) + (1 - a) KL(q || sg p)`` reduced over categoricals (mean or sum).
+        """
+        cfg = self.cfg
+        obs, is_first = batch["obs"], batch["is_first"].to(batch["obs"].dtype)
+        n_steps, batch_size, n_agents = obs.shape[:3]
+        action = F.one_hot(batch["action"].long(), self.n_actions).to(obs.dtype)
+        prev_action = torch.cat([torch.zeros_like(action[:1]), action[:-1]])
+        embed = self.encoder(obs)
+
+        state = self.initial_state((batch_size, n_agents))
+        posts, post_logits, deters = [], [], []
+        for t in range(n_steps):
+            state, logits, deter = self._observe(state, prev_action[t], embed[t], is_first[t], None)
+            posts.append(state)
+            post_logits.append(logits)
+            deters.append(deter)
+        posterior = RSSMState.stack(posts)
+        post_logits_t, deter_t = torch.stack(post_logits), torch.stack(deters)
+        prior_logits = self.prior_logits(deter_t)
+        prior = RSSMState(self.sample_latent(prior_logits.detach()), deter_t)
+
+        features = posterior.features()
+        ones = torch.ones(n_steps, batch_size, n_agents, dtype=obs.dtype, device=obs.device)
+        not_first = (1.0 - is_first)[..., None] * ones
+        prev_valid = torch.cat([torch.zeros_like(ones[:1]), 1.0 - batch["is_last"].to(obs.dtype)[:-1, ..., None]
+                                * ones[:-1]]) * not_first
+        masks = {
+            "kl": ones,
+            "reconstruction": batch["alive"].to(obs.dtype) if cfg.mask_dead_reconstruction else ones,
+            "reward": not_first,
+            "continue": ones,
+            "av_action": ones,
+            "mi": prev_valid,
+        }
+
+        obs_pred, dec_hidden = self.decoder(features)
+        recon = F.huber_loss(obs_pred, obs, reduction="none")
+        team_reward = batch["reward"].to(obs.dtype)[..., None].expand_as(ones)
+        kl_post = _categorical_kl(post_logits_t, prior_logits.detach())
+        kl_prior = _categorical_kl(post_logits_t.detach(), prior_logits)
+        reduce_kl = torch.mean if cfg.kl_reduction == "mean" else torch.sum
+        per_step = {
+            "kl": reduce_kl(cfg.kl_balance * kl_prior + (1.0 - cfg.kl_balance) * kl_post, dim=-1),
+            "reconstruction": recon.sum(-1) if cfg.reconstruction_reduction == "sum" else recon.mean(-1),
+            "reward": F.huber_loss(self.reward(features), team_reward, reduction="none"),
+            "continue": -self.continue_dist(features).log_prob(1.0 - batch["is_terminal"].to(obs.dtype)[..., None]
+                                                               .expand_as(ones)),
+            "av_action": -self.av_action_dist(features).log_prob(batch["action_mask"].to(obs.dtype)),
+            "mi": F.cross_entropy(self.mi_head(dec_hidden).flatten(0, -2), prev_action.argmax(-1).flatten(),
+                                  reduction="none").view_as(ones),
+        }
+        per_step = {k: v * masks[k] for k, v in per_step.items()}
+        terms = {k: per_step[k].sum() / masks[k].sum().clamp_min(1.0) for k in LOSS_TERMS}
+        total = sum(cfg.loss_scales[k] * terms[k] for k in LOSS_TERMS)
+        return WorldModelOutput(total, terms, per_step, masks, posterior, prior, self.obs_dim,
+                                cfg.reconstruction_reduction)
