@@ -75,7 +75,9 @@ def resolve_algorithm(name: str) -> type:
 def check_config_keys(algo_cls: type, config: dict[str, Any], where: str) -> None:
     """Reject config keys the algorithm does not know, naming the closest valid one."""
     default = algo_cls.get_default_config()
-    valid = set(vars(default)) | set(default.to_dict()) | set(LEGACY_CONFIG_KEYS)
+    settable_properties = {name for name in dir(type(default))
+                           if isinstance(getattr(type(default), name), property) and getattr(type(default), name).fset}
+    valid = set(vars(default)) | set(default.to_dict()) | settable_properties | set(LEGACY_CONFIG_KEYS)
     valid = sorted(k for k in valid if not k.startswith("_") or k == "_model_config")
     for key in config:
         if key not in valid and not key.startswith("evaluation_"):
@@ -170,17 +172,16 @@ def train_file(args: argparse.Namespace) -> int:
              include_dashboard=False, log_to_driver=args.verbose > 0)
     try:
         trials = tune.run_experiments(
-            {name: tune.Experiment(name=name, **spec) for name, spec in experiments.items()},
+            [tune.Experiment(name=name, **spec) for name, spec in experiments.items()],
             verbose=min(1 + args.verbose, 3), raise_on_failed_trial=False,
         )
     finally:
         ray.shutdown()
-    failed = [t for t in trials if t.status == "ERROR"]
-    for trial in failed:
-        print(f"trial {trial} failed; see {trial.local_path}/error.txt", file=sys.stderr)
     for trial in trials:
-        print(f"trial {trial}: {trial.status}; results in {trial.local_path}")
-    return 1 if failed else 0
+        print(f"trial {trial}: {trial.status}; results in {trial.path}")
+        if trial.status == "ERROR":
+            print(f"trial {trial} failed; the error is in {trial.path}/error.txt", file=sys.stderr)
+    return 1 if any(trial.status == "ERROR" for trial in trials) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -96,6 +96,7 @@ class MAGConfig(AlgorithmConfig):
         self.lr = None
         self.num_env_runners = 0
         self.callbacks(WinRateCallback)
+        self.evaluation(evaluation_config={"explore": False})  # greedy evaluation win rate
 
     # ---- builder groups -------------------------------------------------------------------------
     def _set(self, **kwargs: Any) -> "MAGConfig":
@@ -227,7 +228,7 @@ class MAGConfig(AlgorithmConfig):
     def _validate_known_keys(self) -> None:
         known = set(vars(type(self)())) | {"class"}  # `AlgorithmConfig.from_state` leaves "class" behind
         for key in vars(self):
-            if key not in known:
+            if key not in known and not (key.startswith("__") and key.endswith("__")):  # Tune's own keys
                 match = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
                 hint = f"; did you mean '{match[0]}'?" if match else ""
                 self._value_error(f"unknown MAGConfig key '{key}'{hint}")

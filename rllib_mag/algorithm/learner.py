@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import ray
 import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
@@ -75,8 +76,9 @@ class MAGTorchLearner(TorchLearner):
         return {name: {k: v.detach().cpu() for k, v in getattr(module, name).state_dict().items()}
                 for name in ROLLOUT_NETWORKS}
 
-    def device_name(self) -> str:
-        return str(self._device)
+    def location(self) -> dict[str, str]:
+        """Ray node id and torch device of this learner."""
+        return {"node_id": ray.get_runtime_context().get_node_id(), "device": str(self._device)}
 
     def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return {**super().get_state(*args, **kwargs), "entropy_coef": self.entropy_coef}

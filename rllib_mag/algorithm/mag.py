@@ -145,8 +145,11 @@ class MAG(Algorithm):
         return synthetic
 
     def _log_planner(self, synthetic: SyntheticBatch) -> None:
-        """Planner statistics and the accumulated predicted model error by rollout step (the paper's Fig. 3)."""
-        planner = {key: float(value) for key, value in synthetic.planner_metrics().items()}
+        """Planner statistics and the accumulated predicted model error by rollout step (the paper's Fig. 3).
+
+        Without planning (`mode="mamba"`) there are no candidate scores, so only R_m's error metrics appear.
+        """
+        planner = {key: value for key, value in synthetic.planner_metrics().items() if math.isfinite(value)}
         for step, error in enumerate(synthetic.accumulated_error.tolist(), start=1):
             planner[f"accumulated_error_step_{step:02d}"] = error
         self.metrics.log_dict(planner, key="planning")

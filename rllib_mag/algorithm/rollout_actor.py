@@ -44,8 +44,10 @@ class ModelRollout:
         self.model_reward = catalog.build_model_reward().eval()
         self.planning = planning
 
-    def device_name(self) -> str:
-        return str(next(self.world_model.parameters()).device)
+    def location(self) -> dict[str, str]:
+        """Where this rollout runs: Ray node id and torch device."""
+        return {"node_id": ray.get_runtime_context().get_node_id(),
+                "device": str(next(self.world_model.parameters()).device)}
 
     def load_weights(self, weights: dict[str, dict[str, torch.Tensor]]) -> None:
         for name in ("world_model", "actor", "critic", "model_reward"):
@@ -98,10 +100,11 @@ class RolloutActorPool:
     def _new_actor(self) -> Any:
         return RemoteModelRollout.options(**self._options).remote(*self._args)
 
-    def devices(self) -> list[str]:
+    def locations(self) -> list[dict[str, str]]:
+        """Node id and torch device of every rollout actor (of the in-process rollout when there are none)."""
         if not self.actors:
-            return [self._local.device_name()]
-        return ray.get([actor.device_name.remote() for actor in self.actors])
+            return [self._local.location()]
+        return ray.get([actor.location.remote() for actor in self.actors])
 
     def rollout(self, weights: dict[str, Any], real_batches: list[dict[str, np.ndarray]],
                 num_starts: list[int], seeds: list[int]) -> list[SyntheticBatch]:

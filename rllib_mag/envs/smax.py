@@ -80,13 +80,27 @@ class SMAXOptions(NamedTuple):
     walls_cause_death: bool = True
 
 
+class SMAXOutput(NamedTuple):
+    """One env's (or a batch's, with leading axes) host-side view of a reset/step result."""
+
+    obs: np.ndarray  # [..., N, D] float32
+    state: np.ndarray  # [..., S] float32
+    avail: np.ndarray  # [..., N, A] int8
+    alive: np.ndarray  # [..., N] bool
+    reward: np.ndarray  # [...] float32 (SMAX scale)
+    terminated: np.ndarray  # [...] bool: one side eliminated
+    truncated: np.ndarray  # [...] bool: episode limit reached undecided
+    won: np.ndarray  # [...] bool: all enemies dead, an ally alive
+
+
 class SMAXCore:
     """Pure, jitted SMAX functions for one scenario, shared by all instances.
 
-    ``reset(key) -> (key, state, obs)`` and ``step(key, state, actions) -> (key, state, obs,
-    reward, terminated, truncated, won)``, where ``obs`` is the tuple
-    ``(obs [N, D], state [S], avail [N, A], alive [N])``. ``vreset``/``vstep`` are the same,
-    vmapped over a leading batch axis, and ``vstep_autoreset`` also resets finished copies.
+    ``reset(key) -> (key, state, packed)`` and ``step(key, state, actions) -> (key, state, packed)``
+    where ``packed`` is one float32 vector holding everything the host needs (a single device->host
+    transfer per step); :meth:`unpack` splits it into a :class:`SMAXOutput`. ``vreset`` and
+    ``vstep_autoreset`` are vmapped over a leading batch axis; the latter resets copies flagged
+    ``needs_reset`` instead of stepping them (gymnasium's NEXT_STEP autoreset).
     """
 
     def __init__(self, options: SMAXOptions) -> None:
@@ -108,34 +122,32 @@ class SMAXCore:
             walls_cause_death=options.walls_cause_death,
             won_battle_bonus=_WON_BATTLE_BONUS,
         )
-        self.n_agents = self.env.num_allies
+        self.n_agents = n = self.env.num_allies
         self.n_enemies = self.env.num_enemies
         self.n_actions = self.env.num_ally_actions
         self.obs_dim = self.env.obs_size
         self.state_dim = self.env.state_size
-        self.episode_limit = options.episode_limit
+        self.episode_limit = limit = options.episode_limit
         agents = self.env.agents
-        limit = options.episode_limit
-        n = self.n_agents
+        sizes = [n * self.obs_dim, self.state_dim, n * self.n_actions, n, 1, 1, 1, 1]
+        self._splits = np.cumsum(sizes)[:-1]
 
-        def observe(state: Any, obs: dict[str, jax.Array]) -> tuple[jax.Array, ...]:
+        def pack(state: Any, obs: dict[str, jax.Array], *flags: jax.Array) -> jax.Array:
             avail = self.env.get_avail_actions(state)
-            return (
-                jnp.stack([obs[a] for a in agents]),
-                obs["world_state"],
-                jnp.stack([avail[a] for a in agents]).astype(jnp.int8),
-                state.state.unit_alive[:n],
-            )
+            parts = [jnp.stack([obs[a] for a in agents]), obs["world_state"], jnp.stack([avail[a] for a in agents]),
+                     state.state.unit_alive[:n], *flags]
+            return jnp.concatenate([jnp.ravel(p).astype(jnp.float32) for p in parts])
 
-        def reset(key: jax.Array) -> tuple[Any, ...]:
+        def reset(key: jax.Array) -> tuple[jax.Array, Any, jax.Array]:
             key, sub = jax.random.split(key)
             obs, state = self.env.reset(sub)
             # reset() leaves weakly typed leaves (e.g. last_attacked_enemy=-1) whose types
             # differ from step()'s outputs -> the first step after reset would recompile.
             state = jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype), state)
-            return key, state, observe(state, obs)
+            false = jnp.zeros((), bool)
+            return key, state, pack(state, obs, jnp.zeros(()), false, false, false)
 
-        def step(key: jax.Array, state: Any, actions: jax.Array) -> tuple[Any, ...]:
+        def step(key: jax.Array, state: Any, actions: jax.Array) -> tuple[jax.Array, Any, jax.Array]:
             key, sub = jax.random.split(key)
             obs, state, rewards, _, _ = self.env.step_env(sub, state, {a: actions[i] for i, a in enumerate(agents)})
             alive = state.state.unit_alive
@@ -143,20 +155,34 @@ class SMAXCore:
             terminated = ~(allies_alive & enemies_alive)
             truncated = (state.state.step >= limit) & ~terminated
             won = allies_alive & ~enemies_alive
-            return key, state, observe(state, obs), rewards[agents[0]], terminated, truncated, won
+            return key, state, pack(state, obs, rewards[agents[0]], terminated, truncated, won)
 
         def step_autoreset(key: jax.Array, state: Any, actions: jax.Array, needs_reset: jax.Array) -> tuple[Any, ...]:
-            # gymnasium's NEXT_STEP autoreset: a copy that finished last step is reset instead.
-            stepped = step(key, state, actions)
-            key_r, state_r, obs_r = reset(key)
-            false = jnp.zeros((), dtype=bool)
-            reset_out = (key_r, state_r, obs_r, jnp.zeros((), jnp.float32), false, false, false)
-            return jax.tree.map(lambda r, s: jnp.where(needs_reset, r, s), reset_out, stepped)
+            return jax.tree.map(lambda r, s: jnp.where(needs_reset, r, s), reset(key), step(key, state, actions))
 
         self.reset: Callable[..., Any] = jax.jit(reset)
         self.step: Callable[..., Any] = jax.jit(step)
         self.vreset: Callable[..., Any] = jax.jit(jax.vmap(reset))
         self.vstep_autoreset: Callable[..., Any] = jax.jit(jax.vmap(step_autoreset))
+
+    def unpack(self, packed: Any) -> SMAXOutput:
+        """Copy ``packed`` ``[..., L]`` to the host and split it (views into one numpy array)."""
+        import jax
+
+        host = np.asarray(jax.device_get(packed))
+        batch = host.shape[:-1]
+        obs, state, avail, alive, reward, terminated, truncated, won = np.split(host, self._splits, axis=-1)
+        n, a = self.n_agents, self.n_actions
+        return SMAXOutput(
+            obs.reshape(*batch, n, self.obs_dim),
+            state,
+            avail.reshape(*batch, n, a).astype(np.int8),
+            alive > 0.5,
+            reward[..., 0],
+            terminated[..., 0] > 0.5,
+            truncated[..., 0] > 0.5,
+            won[..., 0] > 0.5,
+        )
 
 
 @functools.lru_cache(maxsize=None)
@@ -165,7 +191,13 @@ def smax_core(options: SMAXOptions) -> SMAXCore:
     return SMAXCore(options)
 
 
-def smax_options(map_name: str, episode_limit: int | None = None, **options: Any) -> SMAXOptions:
+def smax_options(
+    map_name: str,
+    episode_limit: int | None = None,
+    enemy_shoots: bool = True,
+    attack_mode: str = "closest",
+    walls_cause_death: bool = True,
+) -> SMAXOptions:
     """Validate a map name and options; raises a clear ``ValueError`` for unsupported maps."""
     if map_name in UNSUPPORTED_MAPS:
         raise ValueError(
@@ -174,12 +206,12 @@ def smax_options(map_name: str, episode_limit: int | None = None, **options: Any
             "Use the real StarCraft II backend instead: env 'smac'/'smac_team' (see docs/environments.md)."
         )
     spec = resolve_map(map_name, SMAX_MAPS, "smax")
-    if options.get("attack_mode", "closest") not in ("closest", "random"):
-        raise ValueError(f"attack_mode must be 'closest' or 'random', got {options['attack_mode']!r}")
+    if attack_mode not in ("closest", "random"):
+        raise ValueError(f"attack_mode must be 'closest' or 'random', got {attack_mode!r}")
     limit = spec.episode_limit if episode_limit is None else int(episode_limit)
     if limit < 1:
         raise ValueError(f"episode_limit must be >= 1, got {limit}")
-    return SMAXOptions(map_name, limit, **options)
+    return SMAXOptions(map_name, limit, bool(enemy_shoots), attack_mode, bool(walls_cause_death))
 
 
 def default_seed(seed: int | None) -> int:
@@ -210,20 +242,14 @@ class SMAXBackend(BackendBase):
         attack_mode: str = "closest",
         walls_cause_death: bool = True,
     ) -> None:
-        options = smax_options(
-            map_name,
-            episode_limit,
-            enemy_shoots=bool(enemy_shoots),
-            attack_mode=attack_mode,
-            walls_cause_death=bool(walls_cause_death),
-        )
+        options = smax_options(map_name, episode_limit, enemy_shoots, attack_mode, walls_cause_death)
         super().__init__(map_name)
         self.core = smax_core(options)
         self.reward_scale = SMAC_REWARD_SCALE if reward_scale_to_smac else 1.0
         self._agent_ids = [f"ally_{i}" for i in range(self.core.n_agents)]
         self._key: jax.Array | None = None
         self._state: Any = None
-        self._arrays: tuple[np.ndarray, ...] = ()
+        self._out: SMAXOutput | None = None
         self.seed(seed)
 
     @property
@@ -249,32 +275,28 @@ class SMAXBackend(BackendBase):
         return self._seed
 
     def _reset(self) -> None:
-        import jax
-
-        self._key, self._state, obs = self.core.reset(self._key)
-        self._arrays = jax.device_get(obs)
+        self._key, self._state, packed = self.core.reset(self._key)
+        self._out = self.core.unpack(packed)
 
     def _step(self, actions: np.ndarray) -> tuple[float, bool, dict[str, Any]]:
-        import jax
-
-        self._key, self._state, obs, *flags = self.core.step(self._key, self._state, actions.astype(np.int32))
-        self._arrays, (reward, terminated, truncated, won) = jax.device_get((obs, flags))
-        info: dict[str, Any] = {"battle_won": bool(won)}
-        if truncated:
+        self._key, self._state, packed = self.core.step(self._key, self._state, actions.astype(np.int32))
+        out = self._out = self.core.unpack(packed)
+        info: dict[str, Any] = {"battle_won": bool(out.won)}
+        if out.truncated:
             info["episode_limit"] = True
-        return float(reward) * self.reward_scale, bool(terminated or truncated), info
+        return float(out.reward) * self.reward_scale, bool(out.terminated or out.truncated), info
 
     def _get_obs(self) -> np.ndarray:
-        return self._arrays[0]
+        return self._out.obs
 
     def _get_state(self) -> np.ndarray:
-        return self._arrays[1]
+        return self._out.state
 
     def _get_avail_actions(self) -> np.ndarray:
-        return self._arrays[2]
+        return self._out.avail
 
     def _get_alive(self) -> np.ndarray:
-        return self._arrays[3]
+        return self._out.alive
 
     @property
     def jax_state(self) -> Any:

@@ -22,7 +22,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from rllib_mag.envs.base import check_actions, replace_invalid_actions
-from rllib_mag.envs.smax import SMAC_REWARD_SCALE, default_seed, smax_core, smax_options
+from rllib_mag.envs.smax import SMAC_REWARD_SCALE, SMAXOutput, default_seed, smax_core, smax_options
 from rllib_mag.envs.team import INVALID_ACTION_MODES, TeamObs, team_spaces
 
 
@@ -55,13 +55,7 @@ class SMAXTeamVectorEnv(gym.vector.VectorEnv):
         if invalid_actions not in INVALID_ACTION_MODES:
             raise ValueError(f"invalid_actions must be one of {INVALID_ACTION_MODES}, got {invalid_actions!r}")
         self.invalid_actions = invalid_actions
-        options = smax_options(
-            map_name,
-            episode_limit,
-            enemy_shoots=bool(enemy_shoots),
-            attack_mode=attack_mode,
-            walls_cause_death=bool(walls_cause_death),
-        )
+        options = smax_options(map_name, episode_limit, enemy_shoots, attack_mode, walls_cause_death)
         self.core = smax_core(options)
         self.num_envs = int(num_envs)
         self.map_name = map_name
@@ -75,7 +69,7 @@ class SMAXTeamVectorEnv(gym.vector.VectorEnv):
         self._seed = default_seed(seed)
         self._keys: Any = None
         self._states: Any = None
-        self._arrays: tuple[np.ndarray, ...] = ()
+        self._out: SMAXOutput | None = None
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
 
     def _seed_keys(self, seed: int) -> None:
@@ -85,31 +79,29 @@ class SMAXTeamVectorEnv(gym.vector.VectorEnv):
         self._keys = jnp.stack([jax.random.PRNGKey(seed + i) for i in range(self.num_envs)])
 
     def _observe(self) -> TeamObs:
-        obs, state, avail, alive = self._arrays
-        alive_f = alive.astype(np.float32)
+        out = self._out
+        alive = out.alive.astype(np.float32)
         return {
-            "obs": obs * alive_f[..., None],
-            "state": np.array(state, dtype=np.float32),
-            "action_mask": avail.astype(np.float32),
-            "alive": alive_f,
+            "obs": out.obs * alive[..., None],
+            "state": out.state.copy(),
+            "action_mask": out.avail.astype(np.float32),
+            "alive": alive,
         }
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[TeamObs, dict[str, Any]]:
         """Reset all copies (``seed``: copy i gets ``seed + i``)."""
-        import jax
-
         self._require_open("reset")
         if seed is not None or self._keys is None:
             self._seed = self._seed if seed is None else int(seed)
             self._seed_keys(self._seed)
-        self._keys, self._states, obs = self.core.vreset(self._keys)
-        self._arrays = jax.device_get(obs)
+        self._keys, self._states, packed = self.core.vreset(self._keys)
+        self._out = self.core.unpack(packed)
         self._needs_reset[:] = False
         return self._observe(), {}
 
     def _check_actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
         """Validated int32 actions ``[num_envs, N]`` and the number replaced per copy."""
-        avail = self._arrays[2]
+        avail = self._out.avail
         if np.shape(actions) != avail.shape[:-1]:
             raise ValueError(f"expected actions of shape {avail.shape[:-1]} (envs x agents), got {np.shape(actions)}")
         fixed, valid = replace_invalid_actions(actions, avail)
@@ -123,15 +115,13 @@ class SMAXTeamVectorEnv(gym.vector.VectorEnv):
         return fixed.astype(np.int32), invalid
 
     def step(self, actions: Any) -> tuple[TeamObs, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        import jax
-
         self._require_open("step")
         if self._states is None:
             raise RuntimeError("SMAXTeamVectorEnv.step() called before reset()")
         acts, invalid = self._check_actions(actions)
-        out = self.core.vstep_autoreset(self._keys, self._states, acts, self._needs_reset)
-        self._keys, self._states, obs, *flags = out
-        self._arrays, (reward, terminated, truncated, won) = jax.device_get((obs, flags))
+        self._keys, self._states, packed = self.core.vstep_autoreset(self._keys, self._states, acts, self._needs_reset)
+        out = self._out = self.core.unpack(packed)
+        terminated, truncated, won = out.terminated, out.truncated, out.won
         done = terminated | truncated
         self._needs_reset = done.copy()
         infos: dict[str, Any] = {}
@@ -143,7 +133,7 @@ class SMAXTeamVectorEnv(gym.vector.VectorEnv):
             infos.update(invalid_actions=invalid, _invalid_actions=invalid > 0)
         return (
             self._observe(),
-            reward.astype(np.float32) * np.float32(self.reward_scale),
+            out.reward * np.float32(self.reward_scale),
             terminated.copy(),
             truncated.copy(),
             infos,

@@ -55,6 +55,13 @@ def make_optimizers(actor: Actor, critic: AttentionCritic,
             torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr))
 
 
+def clipped_surrogate_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor,
+                           clip: float) -> tuple[Tensor, Tensor]:
+    """PPO-clip actor loss ``-mean(min(rho A, clip(rho, 1 - clip, 1 + clip) A))`` and the ratio ``rho``."""
+    ratio = (logp - old_logp).exp()
+    return -torch.min(ratio * advantages, ratio.clamp(1.0 - clip, 1.0 + clip) * advantages).mean(), ratio
+
+
 def _clipped_step(loss: Tensor, module: torch.nn.Module, optimizer: torch.optim.Optimizer, clip: float) -> None:
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -89,11 +96,9 @@ def ppo_update(actor: Actor, critic: AttentionCritic, actor_opt: torch.optim.Opt
         for idx in order.split(cfg.minibatch_size):
             mb = {k: v[idx] for k, v in flat.items()}
             dist = Categorical(logits=actor.masked_logits(mb["features"], mb["action_mask"]))
-            log_ratio = dist.log_prob(mb["actions"]) - mb["logp"]
-            ratio = log_ratio.exp()
-            clipped = ratio.clamp(1.0 - cfg.clip, 1.0 + cfg.clip)
+            logp = dist.log_prob(mb["actions"])
+            policy_loss, ratio = clipped_surrogate_loss(logp, mb["logp"], mb["advantages"], cfg.clip)
             entropy = dist.entropy().mean()
-            policy_loss = -torch.min(ratio * mb["advantages"], clipped * mb["advantages"]).mean()
             _clipped_step(policy_loss - coef * entropy, actor, actor_opt, cfg.grad_clip)
             critic_loss = 0.5 * (mb["returns"] - critic(mb["features"])).pow(2).mean()
             _clipped_step(critic_loss, critic, critic_opt, cfg.grad_clip)
@@ -103,7 +108,7 @@ def ppo_update(actor: Actor, critic: AttentionCritic, actor_opt: torch.optim.Opt
                 sums["critic_loss"] += critic_loss.item()
                 sums["entropy"] += entropy.item()
                 sums["clip_fraction"] += ((ratio - 1.0).abs() > cfg.clip).float().mean().item()
-                sums["approx_kl"] += ((ratio - 1.0) - log_ratio).mean().item()
+                sums["approx_kl"] += ((ratio - 1.0) - (logp - mb["logp"])).mean().item()
             n_minibatches += 1
     metrics = {k: v / n_minibatches for k, v in sums.items()}
     metrics.update(entropy_coef=coef, n_minibatches=float(n_minibatches))

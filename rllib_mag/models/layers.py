@@ -64,16 +64,10 @@ def sample_categorical(probs: Tensor, generator: torch.Generator | None = None) 
     return index.clamp_max(probs.shape[-1] - 1)
 
 
-def straight_through_sample(dist: torch.distributions.OneHotCategoricalStraightThrough,
-                            generator: torch.Generator | None = None) -> Tensor:
-    """``dist.rsample()`` (one-hot sample with straight-through gradient ``onehot + p - sg(p)``), drawn from
-    ``generator``."""
-    probs = dist.probs
+def sample_one_hot(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """One-hot sample ``[..., K]`` of ``probs [..., K]`` (no gradient), drawn from ``generator``."""
     index = sample_categorical(probs, generator)
-    sample = torch.zeros_like(probs).scatter_(-1, index.unsqueeze(-1), 1.0)
-    if probs.requires_grad:
-        sample = sample + (probs - probs.detach())
-    return sample
+    return torch.zeros_like(probs).scatter_(-1, index.unsqueeze(-1), 1.0)
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch.distributions import Bernoulli, Categorical, Independent, OneHotCategoricalStraightThrough, kl_divergence
 
 from rllib_mag.models.config import LOSS_TERMS, WorldModelConfig
-from rllib_mag.models.layers import AgentAttention, init_weights, mlp, straight_through_sample
+from rllib_mag.models.layers import AgentAttention, init_weights, mlp, sample_one_hot
 
 
 def _categorical_kl(post_logits: Tensor, prior_logits: Tensor) -> Tensor:
@@ -133,8 +133,16 @@ class WorldModel(nn.Module):
         return head(x).unflatten(-1, (self.cfg.n_categoricals, self.cfg.n_classes))
 
     def sample_latent(self, logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Straight-through one-hot sample of ``OneHotCategoricalStraightThrough(logits)``."""
-        return straight_through_sample(OneHotCategoricalStraightThrough(logits=logits), generator)
+        """One-hot sample of ``OneHotCategoricalStraightThrough(logits)`` ``[..., C, K]``.
+
+        When gradients flow (training) this is the distribution's ``rsample()`` (straight-through gradient
+        ``onehot + p - sg(p)``). Without gradients (acting, imagination) the same distribution is sampled directly
+        from ``softmax(logits)`` with ``generator``: the distribution object cannot take a generator, and its
+        ``logsumexp`` normalisation costs several times the draw itself at planner batch sizes.
+        """
+        if logits.requires_grad:
+            return OneHotCategoricalStraightThrough(logits=logits, validate_args=False).rsample()
+        return sample_one_hot(logits.softmax(-1), generator)
 
     def transition(self, state: RSSMState, action_onehot: Tensor) -> Tensor:
         """Deterministic step ``h_t = GRU(Attention(ReLU(Linear([a_{t-1}, z_{t-1}]))), h_{t-1})``."""
@@ -153,12 +161,12 @@ class WorldModel(nn.Module):
         return RSSMState(self.sample_latent(self.prior_logits(deter), generator), deter)
 
     def _observe(self, prev_state: RSSMState, prev_action_onehot: Tensor, embed: Tensor, is_first: Tensor,
-                 generator: torch.Generator | None) -> tuple[RSSMState, Tensor, Tensor]:
+                 generator: torch.Generator | None) -> tuple[RSSMState, Tensor]:
         keep = 1.0 - is_first.to(embed.dtype)
         prev_state = prev_state.reset(keep)
         deter = self.transition(prev_state, prev_action_onehot * keep[..., None, None])
         post_logits = self.latent_logits(self.posterior_head, torch.cat([deter, embed], -1))
-        return RSSMState(self.sample_latent(post_logits, generator), deter), post_logits, deter
+        return RSSMState(self.sample_latent(post_logits, generator), deter), post_logits
 
     def observe_step(self, prev_state: RSSMState, prev_action_onehot: Tensor, obs: Tensor, is_first: Tensor,
                      generator: torch.Generator | None = None) -> RSSMState:
@@ -178,11 +186,12 @@ class WorldModel(nn.Module):
 
     def continue_dist(self, features: Tensor) -> Bernoulli:
         """``Bernoulli`` over ``1 - is_terminal`` per agent; ``.probs`` is the imagined discount."""
-        return Bernoulli(logits=self.continue_head(features).squeeze(-1))
+        return Bernoulli(logits=self.continue_head(features).squeeze(-1), validate_args=False)
 
     def av_action_dist(self, features: Tensor) -> Independent:
         """Independent Bernoulli per action over the availability mask ``[..., N, A]``."""
-        return Independent(Bernoulli(logits=self.av_action_head(features)), 1)
+        return Independent(Bernoulli(logits=self.av_action_head(features), validate_args=False), 1,
+                           validate_args=False)
 
     # ----------------------------------------------------------------- training loss
     def loss(self, batch: dict[str, Tensor]) -> WorldModelOutput:
@@ -203,16 +212,14 @@ class WorldModel(nn.Module):
         embed = self.encoder(obs)
 
         state = self.initial_state((batch_size, n_agents))
-        posts, post_logits, deters = [], [], []
+        posts, post_logits = [], []
         for t in range(n_steps):
-            state, logits, deter = self._observe(state, prev_action[t], embed[t], is_first[t], None)
+            state, logits = self._observe(state, prev_action[t], embed[t], is_first[t], None)
             posts.append(state)
             post_logits.append(logits)
-            deters.append(deter)
-        posterior = RSSMState.stack(posts)
-        post_logits_t, deter_t = torch.stack(post_logits), torch.stack(deters)
-        prior_logits = self.prior_logits(deter_t)
-        prior = RSSMState(self.sample_latent(prior_logits.detach()), deter_t)
+        posterior, post_logits_t = RSSMState.stack(posts), torch.stack(post_logits)
+        prior_logits = self.prior_logits(posterior.deter)
+        prior = RSSMState(self.sample_latent(prior_logits.detach()), posterior.deter)
 
         features = posterior.features()
         ones = torch.ones(n_steps, batch_size, n_agents, dtype=obs.dtype, device=obs.device)

@@ -17,7 +17,7 @@ STOP = 4
 
 
 def test_rllib_multiagent_checker(smax: SMAXBackend) -> None:
-    env = StarCraftMultiAgentEnv(smax)
+    env = StarCraftMultiAgentEnv(smax, invalid_actions="replace")  # the checker samples unmasked actions
     check_multiagent_environments(env)
     assert env.possible_agents == ["ally_0", "ally_1", "ally_2"]
     space = env.observation_spaces["ally_0"]

@@ -1,0 +1,85 @@
+"""`MAGConfig`: defaults, builder groups, and every bad value `validate()` rejects before any actor starts."""
+
+import pytest
+
+from rllib_mag import MAG, MAGConfig
+from rllib_mag.algorithm.rollout_actor import planning_config
+from rllib_mag.planning.model_reward import PAPER_TERMS
+
+
+def valid_config() -> MAGConfig:
+    return MAGConfig().environment("smax_team", env_config={"map_name": "3s_vs_3z"})
+
+
+def test_defaults_are_the_reference_settings():
+    config = MAGConfig()
+    assert config.algo_class is MAG
+    assert (config.world_model_lr, config.actor_lr, config.critic_lr, config.model_reward_lr) == (5e-4,) * 4
+    assert (config.world_model_train_steps, config.model_reward_train_steps) == (60, 60)
+    assert (config.batch_size_B, config.batch_length_T, config.replay_capacity, config.warmup_steps) == (
+        40, 20, 250_000, 500)
+    assert (config.imagination_starts_M, config.rollout_length_k, config.planning_horizon_H,
+            config.planning_candidates_L) == (720, 15, 6, 4)
+    assert (config.policy_rounds, config.ppo_epochs, config.ppo_minibatch_size, config.clip_param) == (4, 5, 2000, 0.2)
+    assert (config.entropy_coeff, config.entropy_annealing, config.gamma, config.lambda_) == (1e-3, 0.99998, 0.99, 0.95)
+    assert config.world_model_preset == "paper" and config.mode == "mag" and config.planning_selection == "per_start"
+    assert config.model_error_terms == PAPER_TERMS
+    valid_config().validate()
+
+
+def test_builder_groups_set_attributes_and_planning_modes():
+    config = (valid_config().world_model(preset="small", lr=1e-3, train_steps=7)
+              .model_reward(train_steps=3).planning(planning_horizon_H=3, planning_candidates_L=5, selection="global")
+              .rollout_actors(num_model_rollout_actors=2).training(ppo_epochs=2, lr=None))
+    assert (config.world_model_preset, config.world_model_lr, config.world_model_train_steps) == ("small", 1e-3, 7)
+    assert (config.model_reward_train_steps, config.num_model_rollout_actors, config.ppo_epochs) == (3, 2, 2)
+    planning = planning_config(config)
+    assert (planning.horizon, planning.candidates, planning.selection, planning.enabled) == (3, 5, "global", True)
+    assert planning_config(config.copy(copy_frozen=False).planning(mode="mamba")).enabled is False
+
+
+def test_dict_round_trip_keeps_mag_keys():
+    config = valid_config().planning(planning_horizon_H=2)
+    restored = MAGConfig.from_dict(config.to_dict())
+    assert restored.planning_horizon_H == 2 and restored.env == "smax_team"
+    restored.validate()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"planning_horizon_H": 0}, r"planning_horizon_H=0 is invalid: must be an int >= 1"),
+    ({"planning_candidates_L": 0}, r"planning_candidates_L=0 is invalid: must be an int >= 1"),
+    ({"planning_horizon_H": 16}, r"planning_horizon_H=16 is invalid: must be <= rollout_length_k=15"),
+    ({"world_model_lr": -1e-3}, r"world_model_lr=-0.001 is invalid: must be > 0"),
+    ({"actor_lr": 0.0}, r"actor_lr=0.0 is invalid: must be > 0"),
+    ({"replay_capacity": 100}, r"replay_capacity=100 is invalid: must be >= warmup_steps \(500\)"),
+    ({"world_model_preset": "huge"}, r"world_model_preset='huge' is invalid: must be one of \('paper', 'small'\)"),
+    ({"mode": "dreamer"}, r"mode='dreamer' is invalid: must be one of \('mag', 'mamba'\)"),
+    ({"planning_selection": "best"}, r"planning_selection='best' is invalid"),
+    ({"gamma": 1.5}, r"gamma=1.5 is invalid: must be in \(0, 1\]"),
+    ({"model_error_terms": ("kl", "typo")}, r"model_error_terms=.* is invalid: a non-empty subset of"),
+    ({"training_ratio": -1.0}, r"training_ratio=-1.0 is invalid: must be > 0 or None"),
+    ({"num_model_rollout_actors": -1}, r"num_model_rollout_actors=-1 is invalid"),
+    ({"world_model_train_steps": 2.5}, r"world_model_train_steps=2.5 is invalid: must be an int"),
+    ({"world_model_overrides": {"hiden": 8}}, r"world_model_overrides=.* is invalid: unknown WorldModelConfig keys"),
+    ({"num_learners": 2}, r"num_learners=2 is not supported"),
+    ({"mag_planing_horizon": 3}, r"unknown MAGConfig key 'mag_planing_horizon'"),
+    ({"planing_horizon_H": 3}, r"unknown MAGConfig key 'planing_horizon_H'; did you mean 'planning_horizon_H'"),
+])
+def test_validate_rejects_bad_values(overrides, message):
+    config = valid_config().update_from_dict(overrides)
+    with pytest.raises(ValueError, match=message):
+        config.validate()
+
+
+def test_validate_needs_an_environment():
+    with pytest.raises(ValueError, match="MAGConfig needs an environment"):
+        MAGConfig().validate()
+
+
+def test_bad_config_fails_before_any_actor_starts():
+    """`build()` validates first: no Ray instance is started for a bad config."""
+    import ray
+
+    with pytest.raises(ValueError, match="planning_horizon_H=0"):
+        valid_config().planning(planning_horizon_H=0).build()
+    assert not ray.is_initialized()

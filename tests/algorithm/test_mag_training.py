@@ -1,0 +1,175 @@
+"""MAG end to end on SMAX: the CLI, metrics, checkpoints and restore, rollout actors, Tune and a 2-node cluster."""
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+import torch
+from ray import tune
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.rl_module import RLModule
+
+from rllib_mag import MAG
+from rllib_mag.envs import env_creator
+
+from mag_tiny import TINY, tiny_config
+
+REPO = Path(__file__).resolve().parents[2]
+K = TINY["rollout_length_k"]
+REQUIRED_METRICS = [
+    "env_runners/win_rate", "env_runners/episode_return_mean", "env_runners/episode_len_mean",
+    "evaluation/env_runners/win_rate",
+    *(f"world_model/model_{term}" for term in ("loss", "kl", "reconstruction", "reward", "continue", "av_action",
+                                               "mi", "reward_loss")),
+    "planning/chosen_error", "planning/mean_candidate_error", "planning/accumulated_error",
+    *(f"planning/accumulated_error_step_{step:02d}" for step in range(1, K + 1)),
+    "policy/actor_loss", "policy/critic_loss", "policy/entropy",
+    "throughput/env_steps_per_s", "throughput/synthetic_transitions_per_s",
+    "timers/sample", "timers/model_training", "timers/imagination", "timers/policy_training",
+    "num_env_steps_sampled_lifetime", "mag/num_synthetic_transitions_lifetime",
+]
+
+
+def lookup(result: dict, key: str):
+    for part in key.split("/"):
+        result = result[part]
+    return result
+
+
+def run_python(code: str) -> dict:
+    """Run `code` in a fresh interpreter; it prints one JSON line last."""
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_cli_trains_reports_metrics_checkpoints_and_restores(tmp_path):
+    overrides = {**TINY, "evaluation_interval": 1, "evaluation_duration": 1,
+                 "evaluation_duration_unit": "episodes"}
+    cmd = [str(Path(sys.executable).parent / "rllib"), "train", "file",
+           str(REPO / "tuned_examples" / "mag_smax_2s3z.yaml"), "--stop", json.dumps({"training_iteration": 2}),
+           "--config", json.dumps(overrides), "--storage-path", str(tmp_path), "--num-cpus", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Trial status" in proc.stdout  # Tune's progress table
+    (trial_dir,) = [p for p in (tmp_path / "mag-smax-2s3z").iterdir() if p.is_dir()]
+    results = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
+    assert [r["training_iteration"] for r in results] == [1, 2]
+    last = results[-1]
+    for key in REQUIRED_METRICS:
+        value = lookup(last, key)
+        assert isinstance(value, (int, float)) and math.isfinite(value), (key, value)
+    assert 0.0 <= last["env_runners"]["win_rate"] <= 1.0
+    assert last["mag"]["num_synthetic_transitions_lifetime"] == 2 * TINY["imagination_starts_M"] * K
+    # The accumulated model error grows along the rollout (a sum of positive predicted errors).
+    accumulated = [last["planning"][f"accumulated_error_step_{s:02d}"] for s in range(1, K + 1)]
+    assert accumulated == sorted(accumulated)
+    assert list(trial_dir.glob("events.out.tfevents.*"))
+
+    (checkpoint,) = sorted(trial_dir.glob("checkpoint_*"))
+    restored = run_python(f"""
+        import json, torch
+        torch.set_num_threads(1)
+        from ray.rllib.algorithms.algorithm import Algorithm
+        algo = Algorithm.from_checkpoint({str(checkpoint)!r})
+        before = (algo.training_iteration, algo.num_learner_updates, len(algo.real_buffer))
+        result = algo.train()
+        print(json.dumps({{"before": before, "iteration": result["training_iteration"],
+                          "updates": algo.num_learner_updates, "rows": len(algo.real_buffer),
+                          "env_steps": result["num_env_steps_sampled_lifetime"]}}))
+        algo.stop()
+    """)
+    iteration, updates, rows = restored["before"]
+    assert iteration == 2 and updates == last["mag"]["num_learner_updates_lifetime"]
+    assert rows == last["mag"]["real_buffer_rows"] > 0
+    assert restored["iteration"] == 3 and restored["updates"] > updates and restored["rows"] > rows
+    assert restored["env_steps"] > last["num_env_steps_sampled_lifetime"]
+
+
+def test_rollout_actors_mamba_mode_replacement_and_policy_export(ray_local, tmp_path):
+    algo = tiny_config(num_model_rollout_actors=2, mode="mamba").build()
+    try:
+        assert [loc["device"] for loc in algo.rollout_pool.locations()] == ["cpu", "cpu"]
+        first = algo.train()
+        assert first["mag"]["num_synthetic_transitions_lifetime"] == (
+            first["mag"]["num_learner_updates_lifetime"] * TINY["imagination_starts_M"] * K)
+        assert "chosen_error" not in first["planning"]  # no candidates without planning
+        assert math.isfinite(first["planning"]["accumulated_error"])
+
+        ray.kill(algo.rollout_pool.actors[0])
+        second = algo.train()
+        assert second["mag"]["num_rollout_actor_restarts"] == 1
+        assert second["mag"]["num_learner_updates_lifetime"] > first["mag"]["num_learner_updates_lifetime"]
+
+        path = algo.export_policy(tmp_path / "policy")
+    finally:
+        algo.stop()
+    module = RLModule.from_checkpoint(path)
+    assert module.inference_only and not hasattr(module, "critic") and not hasattr(module, "model_reward")
+    env = env_creator("smax_team")({"map_name": "3s_vs_3z"})
+    obs, _ = env.reset(seed=1)
+    state = {k: v[None] for k, v in module.get_initial_state().items()}
+    batch = {Columns.OBS: {k: torch.as_tensor(v)[None, None] for k, v in obs.items()}, Columns.STATE_IN: state}
+    out = module.forward_inference(batch)
+    actions = out[Columns.ACTIONS][0, 0].numpy()
+    assert actions.shape == (3,)
+    assert all(obs["action_mask"][i, a] == 1 for i, a in enumerate(actions))
+    env.step(actions)
+
+
+def test_tune_runs_two_trials(ray_local, tmp_path):
+    config = tiny_config(planning_horizon_H=tune.grid_search([1, 2]))
+    tuner = tune.Tuner(MAG, param_space=config,
+                       tune_config=tune.TuneConfig(metric="env_runners/win_rate", mode="max"),
+                       run_config=tune.RunConfig(stop={"training_iteration": 1}, storage_path=str(tmp_path),
+                                                 verbose=0))
+    results = tuner.fit()
+    assert results.num_errors == 0 and len(results) == 2
+    assert sorted(r.config["planning_horizon_H"] for r in results) == [1, 2]
+    assert all(0.0 <= r.metrics["env_runners"]["win_rate"] <= 1.0 for r in results)
+
+
+def test_two_node_cluster_places_work_on_both_nodes():
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        cluster.wait_for_nodes()
+        algo = tiny_config(num_env_runners=1, num_cpus_per_env_runner=1, num_cpus_per_rollout_actor=1).build()
+        result = algo.train()
+        assert result["mag"]["num_learner_updates_lifetime"] >= 1
+        runner_nodes = algo.env_runner_group.foreach_env_runner(
+            lambda runner: ray.get_runtime_context().get_node_id(), local_env_runner=False)
+        rollout_nodes = [loc["node_id"] for loc in algo.rollout_pool.locations()]
+        assert set(runner_nodes + rollout_nodes) == {node["NodeID"] for node in ray.nodes() if node["Alive"]}
+        algo.stop()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_real_buffer_round_trip_keeps_rows_and_sampling():
+    """D_e's checkpoint state restores the same rows, so a restored run samples the same sequences."""
+    from rllib_mag.algorithm.replay import SequenceReplayBuffer
+
+    rng = np.random.default_rng(0)
+    buffer = SequenceReplayBuffer(capacity=30, n_agents=2, obs_dim=3, n_actions=4)
+    for length in (7, 12, 9, 6):  # 38 rows: the ring wraps
+        obs = {"obs": rng.normal(size=(length + 1, 2, 3)), "action_mask": np.ones((length + 1, 2, 4)),
+               "alive": np.ones((length + 1, 2))}
+        buffer.add_episode(obs, rng.integers(0, 4, (length, 2)), rng.normal(size=length), terminated=True)
+    assert len(buffer) == 30 and buffer.num_env_steps_added == 34
+    clone = SequenceReplayBuffer(capacity=30, n_agents=2, obs_dim=3, n_actions=4)
+    clone.set_state(buffer.get_state())
+    a, b = buffer.sample(5, 6, np.random.default_rng(1)), clone.sample(5, 6, np.random.default_rng(1))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert a["obs"].shape == (6, 5, 2, 3) and (a["is_first"][0] == 1).all()

@@ -1,0 +1,161 @@
+"""World model, config and actor/critic tests (torch core, no Ray)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rllib_mag.models import LOSS_TERMS, Actor, AttentionCritic, WorldModel, from_preset
+from rllib_mag.models.actor_critic import MASKED_LOGIT
+from rllib_mag.models.layers import eval_mode
+from rllib_mag.models.synthetic import random_sequence_batch
+
+T, B, N, D, A = 8, 3, 2, 6, 4
+
+
+@pytest.fixture
+def cfg():
+    return from_preset("small")
+
+
+@pytest.fixture
+def model(cfg):
+    torch.manual_seed(0)
+    return WorldModel(cfg, D, A)
+
+
+@pytest.fixture
+def batch():
+    return random_sequence_batch(T, B, N, D, A)
+
+
+def test_presets_and_config_errors():
+    paper = from_preset("paper")
+    assert (paper.hidden, paper.deter, paper.stoch, paper.attn_layers, paper.attn_heads, paper.dropout) == (
+        256, 256, 1024, 3, 8, 0.1)
+    assert paper.feature_dim == 1280 and from_preset("small", deter=32).deter == 32
+    with pytest.raises(ValueError, match="paper.*small"):
+        from_preset("huge")
+    with pytest.raises(ValueError, match="hiden"):
+        from_preset("small", hiden=3)
+    for bad in (dict(dropout=1.5), dict(hidden=0), dict(kl_reduction="max"), dict(attn_heads=3),
+                dict(kl_balance=2.0), dict(loss_scales={"nope": 1.0}), dict(model_lr=0.0)):
+        with pytest.raises(ValueError):
+            from_preset("small", **bad)
+
+
+def test_loss_shapes(model, batch, cfg):
+    out = model.loss(batch)
+    assert out.total.dim() == 0 and set(out.terms) == set(LOSS_TERMS) == set(out.per_step)
+    for name in LOSS_TERMS:
+        assert out.per_step[name].shape == (T, B, N) and torch.isfinite(out.per_step[name]).all()
+        assert out.terms[name].dim() == 0
+    assert out.posterior.stoch.shape == (T, B, N, cfg.n_categoricals, cfg.n_classes)
+    assert out.posterior.deter.shape == out.prior.deter.shape == (T, B, N, cfg.deter)
+    assert out.posterior.features().shape == (T, B, N, cfg.feature_dim)
+    torch.testing.assert_close(out.posterior.stoch.sum(-1), torch.ones(T, B, N, cfg.n_categoricals))
+
+
+def test_gradient_flows_through_every_term(model, batch):
+    out = model.loss(batch)
+    heads = {"kl": model.prior_head, "reconstruction": model.decoder.out, "reward": model.reward_head,
+             "continue": model.continue_head, "av_action": model.av_action_head, "mi": model.mi_head}
+    for name, head in heads.items():
+        params = [model.encoder[0].weight, model.agent_mixing.encoder.layers[0].linear1.weight,
+                  next(head.parameters())]
+        grads = torch.autograd.grad(out.terms[name], params, retain_graph=True, allow_unused=True)
+        for g in grads:
+            assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0, name
+
+
+def test_masks_follow_contract(batch, cfg):
+    out = WorldModel(from_preset("small", mask_dead_reconstruction=True), D, A).loss(batch)
+    is_first = batch["is_first"]
+    assert (out.masks["reward"][is_first.bool()] == 0).all() and (out.per_step["reward"][is_first.bool()] == 0).all()
+    assert (out.masks["mi"][0] == 0).all() and (out.masks["mi"][is_first.bool()] == 0).all()
+    assert out.masks["mi"][1:][~is_first[1:].bool()].min() == 1
+    assert (out.per_step["reconstruction"][batch["alive"] == 0] == 0).all()
+
+
+def test_state_resets_where_is_first(model, batch):
+    with eval_mode(model):
+        out = model.loss(batch)
+    mid = batch["is_first"][:, 1].nonzero()[1].item()
+    torch.testing.assert_close(out.posterior.deter[mid, 1], out.posterior.deter[0, 1])
+
+
+def test_observe_step_matches_training_filter(model, batch):
+    with eval_mode(model), torch.no_grad():
+        torch.manual_seed(3)
+        out = model.loss(batch)
+        torch.manual_seed(3)
+        state = model.initial_state((B, N))
+        prev = torch.zeros(B, N, A)
+        for t in range(T):
+            state = model.observe_step(state, prev, batch["obs"][t], batch["is_first"][t])
+            torch.testing.assert_close(state.deter, out.posterior.deter[t])
+            torch.testing.assert_close(state.stoch, out.posterior.stoch[t])
+            prev = F.one_hot(batch["action"][t], A).float()
+
+
+def test_imagine_step_and_agent_mixing(model, cfg):
+    with eval_mode(model), torch.no_grad():
+        state = model.initial_state((5, 3))
+        state = model.imagine_step(state, F.one_hot(torch.zeros(5, 3, dtype=torch.long), A).float())
+        assert state.stoch.shape == (5, 3, cfg.n_categoricals, cfg.n_classes) and state.deter.shape == (5, 3, cfg.deter)
+        actions = torch.zeros(5, 3, dtype=torch.long)
+        other = actions.clone()
+        other[:, 2] = 1
+        h1 = model.transition(state, F.one_hot(actions, A).float())
+        h2 = model.transition(state, F.one_hot(other, A).float())
+    assert not torch.allclose(h1[:, 0], h2[:, 0])  # agent 0's h depends on agent 2's action (attention)
+
+
+def test_world_model_overfits_fixed_dataset():
+    torch.manual_seed(0)
+    data = random_sequence_batch(10, 4, 2, 8, 4, structured=True)
+    model = WorldModel(from_preset("small", dropout=0.0), 8, 4)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    start, first = time.perf_counter(), model.loss(data).total.item()
+    for _ in range(150):
+        loss = model.loss(data).total
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    final = model.loss(data).total.item()
+    assert final < first / 4, (first, final)
+    assert time.perf_counter() - start < 20
+
+
+def test_actor_masks_and_critic_mixes_agents(cfg):
+    torch.manual_seed(0)
+    actor, critic = Actor(cfg, A), AttentionCritic(cfg)
+    feats = torch.randn(7, 3, cfg.feature_dim)
+    mask = torch.ones(7, 3, A)
+    mask[..., 1:3] = 0
+    dist = actor(feats, mask)
+    assert (dist.probs[..., 1:3] == 0).all()
+    assert (actor.masked_logits(feats, mask)[..., 1:3] == MASKED_LOGIT).all()
+    assert not ((dist.sample((50,)) == 1) | (dist.sample((50,)) == 2)).any()
+    values = critic(feats)
+    assert values.shape == (7, 3)
+    other = feats.clone()
+    other[:, 2] += 1.0
+    assert not torch.allclose(critic(other)[:, 0], values[:, 0])
+
+
+def test_core_imports_no_ray():
+    """The torch core must not import Ray (the package ``__init__`` may: it is bypassed here)."""
+    import rllib_mag.models
+
+    package_dir = str(Path(rllib_mag.models.__file__).parents[1])
+    code = ("import sys, types; pkg = types.ModuleType('rllib_mag'); pkg.__path__ = [sys.argv[1]]; "
+            "sys.modules['rllib_mag'] = pkg; import rllib_mag.models, rllib_mag.planning, rllib_mag.learning; "
+            "bad = [m for m in sys.modules if m == 'ray' or m.startswith('ray.')]; assert not bad, bad[:5]")
+    subprocess.run([sys.executable, "-c", code, package_dir], check=True)

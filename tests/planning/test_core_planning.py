@@ -1,0 +1,176 @@
+"""R_m and planner tests (torch core, no Ray)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rllib_mag.models import Actor, AttentionCritic, RSSMState, WorldModel, from_preset
+from rllib_mag.models.layers import eval_mode
+from rllib_mag.models.synthetic import random_sequence_batch
+from rllib_mag.planning import (PAPER_TERMS, REFERENCE_TERMS, ModelRewardPredictor, PlanningConfig, imagine,
+                                model_error_labels, train_model_reward_step)
+from rllib_mag.planning.imagination import act, plan_step, select_candidates
+
+D, A, N, M = 6, 4, 3, 10
+
+
+@pytest.fixture(scope="module")
+def nets():
+    torch.manual_seed(0)
+    cfg = from_preset("small")
+    return WorldModel(cfg, D, A), Actor(cfg, A), AttentionCritic(cfg), ModelRewardPredictor(cfg)
+
+
+@pytest.fixture(scope="module")
+def start(nets):
+    wm = nets[0]
+    with torch.no_grad():
+        out = wm.loss(random_sequence_batch(5, 2, N, D, A))
+    return out.posterior.map(lambda x: x.flatten(0, 1))  # M = 10 start states
+
+
+def run(nets, start, cfg, seed=0):
+    return imagine(*nets, start, cfg, torch.Generator().manual_seed(seed))
+
+
+# ----------------------------------------------------------------------------------- R_m
+def test_labels_terms_and_reconstruction_scale(nets):
+    out = nets[0].loss(random_sequence_batch(6, 2, N, D, A))
+    label = model_error_labels(out, PAPER_TERMS)
+    assert label.shape == (6, 2, N) and not label.requires_grad
+    expected = out.per_step["kl"] + out.per_step["reconstruction"] / D + out.per_step["reward"]
+    torch.testing.assert_close(label, expected.detach())
+    summed = model_error_labels(out, ("reconstruction",), reconstruction_reduction="sum")
+    torch.testing.assert_close(summed, out.per_step["reconstruction"].detach())
+    full = model_error_labels(out, REFERENCE_TERMS)
+    assert (full >= label - 1e-6).all()
+    for bad in ((), ("kl", "nope")):
+        with pytest.raises(ValueError):
+            model_error_labels(out, bad)
+
+
+def test_model_reward_ranks_high_error_states(nets):
+    """Constructed case: states whose first categorical takes class 0 have error 2.0, the others 0.1."""
+    wm = nets[0]
+    cfg = wm.cfg
+    torch.manual_seed(1)
+    rm = ModelRewardPredictor(cfg)
+    opt = torch.optim.Adam(rm.parameters(), lr=3e-3)
+    T, B = 8, 16
+    with torch.no_grad():
+        out = wm.loss(random_sequence_batch(T, B, N, D, A, seed=2))
+    cls = torch.randint(0, cfg.n_classes, (T, B, N, cfg.n_categoricals))
+    stoch = F.one_hot(cls, cfg.n_classes).float()
+    high = cls[..., 0] == 0
+    error = torch.where(high, 2.0, 0.1)
+    zeros = torch.zeros(T, B, N)
+    fake = dataclasses.replace(out, prior=RSSMState(stoch, out.prior.deter),
+                               per_step={**out.per_step, "kl": error, "reconstruction": zeros, "reward": zeros})
+    for _ in range(300):
+        train_model_reward_step(rm, opt, fake)
+    with torch.no_grad():
+        pred = rm(fake.prior.features())
+    assert pred[high].min() > pred[~high].max()
+
+
+# ----------------------------------------------------------------------------------- planner
+def test_synthetic_batch_shapes_and_no_grad(nets, start):
+    k = 5
+    cfg = PlanningConfig(rollout_length=k, horizon=3, candidates=3)
+    for net in nets:
+        net.train()
+        net.zero_grad(set_to_none=True)
+    batch = run(nets, start, cfg)
+    F_ = nets[0].cfg.feature_dim
+    shapes = dict(features=(M, k, N, F_), actions=(M, k, N), logp=(M, k, N), logits=(M, k, N, A),
+                  action_mask=(M, k, N, A), reward=(M, k), discount=(M, k), values=(M, k + 1, N), chosen_error=(k,),
+                  mean_candidate_error=(k,), step_error=(k,), accumulated_error=(k,))
+    for name, shape in shapes.items():
+        value = getattr(batch, name)
+        assert value.shape == shape, name
+        assert not value.requires_grad and value.grad_fn is None and not value.is_inference(), name
+    assert all(net.training for net in nets)  # modes restored
+    assert all(p.grad is None for net in nets for p in net.parameters())
+    assert ((batch.discount >= 0) & (batch.discount <= 1)).all()
+    assert (batch.chosen_error <= batch.mean_candidate_error + 1e-6).all()
+    torch.testing.assert_close(batch.accumulated_error, batch.step_error.cumsum(0))
+    some_available = batch.action_mask.sum(-1) > 0  # an all-zero sampled mask leaves a uniform policy (reference)
+    assert (batch.action_mask.gather(-1, batch.actions[..., None])[..., 0][some_available] == 1).all()
+    torch.testing.assert_close(batch.logp, batch.logits.log_softmax(-1).gather(-1, batch.actions[..., None])[..., 0])
+    flat = batch.as_flat()
+    assert flat["features"].shape == (M * k, N, F_) and batch.to("cpu").values.shape == (M, k + 1, N)
+
+
+def _one_plan_step(nets, start, cfg, seed=0):
+    wm, actor, _, rm = nets
+    g = torch.Generator().manual_seed(seed)
+    with eval_mode(*nets), torch.inference_mode():
+        action = act(wm, actor, start.features(), cfg, g)[0]
+        return plan_step(wm, actor, rm, start, F.one_hot(action, A).float(), cfg, g)
+
+
+def test_choice_equals_brute_force_per_start_argmin(nets, start):
+    step = _one_plan_step(nets, start, PlanningConfig(horizon=4, candidates=5))
+    L = step.candidates.shape[0]
+    assert step.scores.shape == (L, M)
+    for m in range(M):
+        best = min(range(L), key=lambda j: step.scores[j, m].item())
+        assert step.choice[m].item() == best
+        assert torch.equal(step.next_state.stoch[m], step.candidates[best, m])
+
+
+def test_horizon_one_scores_are_per_candidate_model_error(nets, start):
+    step = _one_plan_step(nets, start, PlanningConfig(horizon=1, candidates=4))
+    rm = nets[3]
+    with torch.no_grad():
+        for j in range(4):
+            cand = RSSMState(step.candidates[j], step.next_state.deter)
+            torch.testing.assert_close(step.scores[j], rm(cand.features()).mean(-1))
+
+
+def test_global_selection_is_single_argmin(nets, start):
+    scores = torch.rand(4, M)
+    choice = select_candidates(scores, "global")
+    assert (choice == scores.mean(1).argmin()).all()
+    step = _one_plan_step(nets, start, PlanningConfig(horizon=3, candidates=4, selection="global"))
+    assert (step.choice == step.scores.mean(1).argmin()).all()
+
+
+def test_single_candidate_equals_mamba_rollout(nets, start):
+    k = 4
+    a = run(nets, start, PlanningConfig(rollout_length=k, horizon=2, candidates=1), seed=3)
+    b = run(nets, start, PlanningConfig(rollout_length=k, horizon=2, enabled=False), seed=3)
+    for f in dataclasses.fields(a):
+        torch.testing.assert_close(getattr(a, f.name), getattr(b, f.name), equal_nan=True)
+    assert torch.isnan(a.chosen_error).all() and torch.isfinite(a.accumulated_error).all()
+    # hand-written MAMBA imagination: act, imagine_step (prior sample) with the same generator
+    wm, actor = nets[0], nets[1]
+    g = torch.Generator().manual_seed(3)
+    state, feats = start, []
+    with eval_mode(*nets), torch.inference_mode():
+        for _ in range(k):
+            action = act(wm, actor, state.features(), PlanningConfig(), g)[0]
+            state = wm.imagine_step(state, F.one_hot(action, A).float(), g)
+            feats.append(state.features())
+    torch.testing.assert_close(a.features[:, 1:], torch.stack(feats[:-1], 1))
+
+
+def test_seeded_determinism(nets, start):
+    cfg = PlanningConfig(rollout_length=3, horizon=2, candidates=3)
+    a, b, c = run(nets, start, cfg, 5), run(nets, start, cfg, 5), run(nets, start, cfg, 6)
+    for f in dataclasses.fields(a):
+        assert torch.equal(getattr(a, f.name), getattr(b, f.name)), f.name
+    assert not torch.equal(a.features, c.features)
+
+
+def test_planning_config_errors(nets, start):
+    for bad in (dict(horizon=0), dict(candidates=-1), dict(selection="best"), dict(horizon=20),
+                dict(score_discount=0.0), dict(availability="argmax"), dict(rollout_length=2.5)):
+        with pytest.raises(ValueError):
+            PlanningConfig(**bad)
+    with pytest.raises(ValueError, match="model_reward"):
+        imagine(nets[0], nets[1], nets[2], None, start, PlanningConfig())
