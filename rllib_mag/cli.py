@@ -123,7 +123,7 @@ def build_experiments(path: str, stop: dict | None = None, config: dict | None =
         if "env" in spec:
             algo_config["env"] = spec.pop("env")
         check_config_keys(algo_cls, algo_config, where)
-        if stop is not None:
+        if stop:  # an empty object keeps the file's stop criteria
             spec["stop"] = stop
         if storage_path or spec.get("storage_path"):
             spec["storage_path"] = os.path.abspath(os.path.expanduser(storage_path or spec["storage_path"]))
@@ -151,7 +151,7 @@ def make_parser() -> argparse.ArgumentParser:
     sources = train.add_subparsers(dest="source", required=True)
     file_parser = sources.add_parser("file", help="train from an experiment YAML file")
     file_parser.add_argument("config_file", help="experiment YAML, e.g. tuned_examples/mag_smax_2s3z.yaml")
-    file_parser.add_argument("--stop", type=_json_arg, help='stop criteria (JSON), e.g. \'{"training_iteration": 5}\'')
+    file_parser.add_argument("--stop", type=_json_arg, help='stop criteria (JSON) replacing the file\'s, e.g. \'{"training_iteration": 5}\'; {} keeps them')
     file_parser.add_argument("--config", type=_json_arg, help="config overrides (JSON), deep-merged into `config:`")
     file_parser.add_argument("--ray-address", help="address of an existing Ray cluster (e.g. 'auto')")
     file_parser.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance")

@@ -68,7 +68,7 @@ class MAG(Algorithm):
         env_steps, num_episodes, sample_time = 0, 0, 0.0
         while not num_episodes or len(self.real_buffer) < max(config.warmup_steps, config.batch_length_T):
             start = time.perf_counter()
-            with self.metrics.log_time((TIMERS, "sample")):
+            with self._phase("sample"):
                 episodes = self._sample_episodes()  # line 3
             sample_time += time.perf_counter() - start
             for episode in episodes:
@@ -82,7 +82,7 @@ class MAG(Algorithm):
         while self.update_credit >= 1.0:
             self.update_credit -= 1.0
             self._learner_update()
-        with self.metrics.log_time((TIMERS, "sync_weights")):
+        with self._phase("sync_weights"):
             self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)
         self.metrics.log_dict({"real_buffer_rows": len(self.real_buffer),
                                "synthetic_buffer_transitions": len(self.synthetic_buffer),
@@ -90,6 +90,10 @@ class MAG(Algorithm):
                                "num_synthetic_transitions_lifetime": self.num_synthetic_transitions,
                                "num_rollout_actor_restarts": self.rollout_pool.num_restarts},
                               key="mag", window=1)
+
+    def _phase(self, name: str) -> Any:
+        """Timer context: `timers/<name>` is the wall-clock seconds spent in that phase this iteration."""
+        return self.metrics.log_time((TIMERS, name), reduce="sum")
 
     def _sample_episodes(self) -> list[Any]:
         """Complete episodes from the env runners, `episodes_per_iteration` in all; their metrics are logged."""
@@ -115,19 +119,19 @@ class MAG(Algorithm):
     def _learner_update(self) -> None:
         """Lines 4-18 of Algorithm 1 (one outer-loop update)."""
         config = self.config
-        with self.metrics.log_time((TIMERS, "model_training")):
+        with self._phase("model_training"):
             model_metrics = self._on_learner("train_models",
                                              self._real_batches(config.world_model_train_steps, config.batch_size_B),
                                              self._real_batches(config.model_reward_train_steps, config.batch_size_B))
         self.metrics.log_dict(model_metrics, key="world_model")
         for _ in range(config.policy_rounds):
             start = time.perf_counter()
-            with self.metrics.log_time((TIMERS, "imagination")):
+            with self._phase("imagination"):
                 synthetic = self._imagine(self._on_learner("rollout_weights"))
             self.metrics.log_value(("throughput", "synthetic_transitions_per_s"),
                                    synthetic.actions.shape[:2].numel() / (time.perf_counter() - start))
             self.synthetic_buffer.add(synthetic)
-            with self.metrics.log_time((TIMERS, "policy_training")):
+            with self._phase("policy_training"):
                 self.metrics.log_dict(self._on_learner("train_policy", self.synthetic_buffer.all()), key="policy")
         self.num_learner_updates += 1
 
