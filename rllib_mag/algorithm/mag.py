@@ -2,7 +2,8 @@
 
 One `training_step`:
 
-1. env runners play complete episodes with the acting module; they go into D_e (line 3);
+1. env runners play with the acting module until `episodes_per_iteration` more episodes are complete; they go
+   into D_e (line 3);
 2. per learner update (one per collected episode, or `training_ratio` per env step):
    the learner trains the world model (line 4) and R_m (line 5) on D_e sequences; then, `policy_rounds` times,
    the model-rollout actors imagine k-step trajectories with random-shooting MPC from D_e start states
@@ -24,10 +25,13 @@ from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, TIMERS
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from rllib_mag.algorithm.config import MAGConfig
-from rllib_mag.algorithm.replay import SequenceReplayBuffer, SyntheticReplayBuffer
+from rllib_mag.algorithm.replay import EpisodeAssembler, SequenceReplayBuffer, SyntheticReplayBuffer
 from rllib_mag.algorithm.catalog import TeamSpaces
 from rllib_mag.algorithm.rollout_actor import RolloutActorPool
 from rllib_mag.planning.imagination import SyntheticBatch
+
+#: Env steps each env copy takes per `sample()` call (a call returns chunks; D_e takes whole episodes).
+SAMPLE_STEPS_PER_ENV = 25
 
 
 class MAG(Algorithm):
@@ -56,6 +60,7 @@ class MAG(Algorithm):
         self.real_buffer = SequenceReplayBuffer(config.replay_capacity, spaces.n_agents, spaces.obs_dim,
                                                 spaces.n_actions)
         self.synthetic_buffer = SyntheticReplayBuffer(config.synthetic_capacity)
+        self.episode_assembler = EpisodeAssembler()
         self.rng = np.random.default_rng(config.seed)
         self.rollout_pool = RolloutActorPool(config, observation_space)
         self.update_credit = 0.0  # learner updates owed but not yet run (`training_ratio`)
@@ -66,16 +71,17 @@ class MAG(Algorithm):
     def training_step(self) -> None:
         config = self.config
         env_steps, num_episodes, sample_time = 0, 0, 0.0
-        while not num_episodes or len(self.real_buffer) < max(config.warmup_steps, config.batch_length_T):
+        while num_episodes < config.episodes_per_iteration or len(self.real_buffer) < max(
+                config.warmup_steps, config.batch_length_T):
             start = time.perf_counter()
             with self._phase("sample"):
-                episodes = self._sample_episodes()  # line 3
+                chunks = self._sample_chunks()  # line 3
             sample_time += time.perf_counter() - start
-            for episode in episodes:
-                self.real_buffer.add_episode(episode.get_observations(), np.asarray(episode.get_actions()),
-                                             np.asarray(episode.get_rewards()), episode.is_terminated)
-            env_steps += sum(len(episode) for episode in episodes)
-            num_episodes += len(episodes)
+            env_steps += sum(len(chunk) for chunk in chunks)
+            for episode in filter(None, map(self.episode_assembler.add, chunks)):
+                self.real_buffer.add_episode(episode["observations"], episode["actions"], episode["rewards"],
+                                             episode["terminated"])
+                num_episodes += 1
         self.metrics.log_value(("throughput", "env_steps_per_s"), env_steps / max(sample_time, 1e-9))
         self.update_credit += (config.training_ratio * env_steps if config.training_ratio is not None
                                else num_episodes)
@@ -95,15 +101,19 @@ class MAG(Algorithm):
         """Timer context: `timers/<name>` is the wall-clock seconds spent in that phase this iteration."""
         return self.metrics.log_time((TIMERS, name), reduce="sum")
 
-    def _sample_episodes(self) -> list[Any]:
-        """Complete episodes from the env runners, `episodes_per_iteration` in all; their metrics are logged."""
+    def _sample_chunks(self) -> list[Any]:
+        """Episode chunks of `SAMPLE_STEPS_PER_ENV` steps per env copy from every env runner (metrics logged).
+
+        Sampling by steps, not whole episodes, keeps vectorized env copies running across calls, so no
+        partial episode is thrown away; `EpisodeAssembler` joins the chunks.
+        """
         remote = self.env_runner_group.num_remote_env_runners()
-        per_runner = math.ceil(self.config.episodes_per_iteration / max(remote, 1))
+        num_steps = SAMPLE_STEPS_PER_ENV * max(self.config.num_envs_per_env_runner, 1)
         results = self.env_runner_group.foreach_env_runner(
-            lambda runner: (runner.sample(num_episodes=per_runner), runner.get_metrics()),
+            lambda runner: (runner.sample(num_timesteps=num_steps), runner.get_metrics()),
             local_env_runner=remote == 0)
         self.metrics.aggregate([metrics for _, metrics in results], key=ENV_RUNNER_RESULTS)
-        return [episode for episodes, _ in results for episode in episodes]
+        return [chunk for chunks, _ in results for chunk in chunks]
 
     def _on_learner(self, method: str, *args: Any) -> Any:
         """Call `MAGTorchLearner.<method>(*args)` on the (local or remote) learner; re-raise its errors."""

@@ -100,6 +100,37 @@ class SequenceReplayBuffer:
         self.num_episodes_added = state["num_episodes_added"]
 
 
+class EpisodeAssembler:
+    """Joins the episode chunks env runners return (an episode may span several `sample()` calls, one
+    chunk each) into complete episodes for D_e. A continuation chunk starts at the observation the previous
+    chunk ended on."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, dict[str, Any]] = {}
+
+    def add(self, chunk: Any) -> dict[str, Any] | None:
+        """Add one `SingleAgentEpisode` chunk; return the whole episode once its last chunk arrived."""
+        observations = chunk.get_observations()
+        part = {"observations": observations, "actions": np.asarray(chunk.get_actions()),
+                "rewards": np.asarray(chunk.get_rewards(), np.float32)}
+        previous = self._pending.pop(chunk.id_, None)
+        if previous is not None:
+            part = {
+                "observations": {k: np.concatenate([previous["observations"][k], v[1:]])
+                                 for k, v in observations.items()},
+                "actions": np.concatenate([previous["actions"], part["actions"]]),
+                "rewards": np.concatenate([previous["rewards"], part["rewards"]]),
+            }
+        if not chunk.is_done:
+            self._pending[chunk.id_] = part
+            return None
+        return {**part, "terminated": chunk.is_terminated}
+
+    @property
+    def num_pending(self) -> int:
+        return len(self._pending)
+
+
 class SyntheticReplayBuffer:
     """D_m: the most recent synthetic rollouts, bounded by `capacity` joint transitions (Algorithm 1 line 13).
 
