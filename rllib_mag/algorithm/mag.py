@@ -70,20 +70,22 @@ class MAG(Algorithm):
     # ---- Algorithm 1 ----------------------------------------------------------------------------
     def training_step(self) -> None:
         config = self.config
-        env_steps, num_episodes, sample_time = 0, 0, 0.0
-        while num_episodes < config.episodes_per_iteration or len(self.real_buffer) < max(
-                config.warmup_steps, config.batch_length_T):
+        env_steps, warm_env_steps, num_episodes, sample_time = 0, 0, 0, 0.0
+        warmup_rows = max(config.warmup_steps, config.batch_length_T)
+        while num_episodes < config.episodes_per_iteration or len(self.real_buffer) < warmup_rows:
             start = time.perf_counter()
             with self._phase("sample"):
                 chunks = self._sample_chunks()  # line 3
             sample_time += time.perf_counter() - start
+            warm = len(self.real_buffer) >= warmup_rows  # warm-up data earns no learner updates
             env_steps += sum(len(chunk) for chunk in chunks)
+            warm_env_steps += sum(len(chunk) for chunk in chunks) * warm
             for episode in filter(None, map(self.episode_assembler.add, chunks)):
                 self.real_buffer.add_episode(episode["observations"], episode["actions"], episode["rewards"],
                                              episode["terminated"])
-                num_episodes += 1
+                num_episodes += warm
         self.metrics.log_value(("throughput", "env_steps_per_s"), env_steps / max(sample_time, 1e-9))
-        self.update_credit += (config.training_ratio * env_steps if config.training_ratio is not None
+        self.update_credit += (config.training_ratio * warm_env_steps if config.training_ratio is not None
                                else num_episodes)
         while self.update_credit >= 1.0:
             self.update_credit -= 1.0
