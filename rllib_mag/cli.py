@@ -85,6 +85,24 @@ def check_config_keys(algo_cls: type, config: dict[str, Any], where: str) -> Non
                            f"{_closest(key, valid)}")
 
 
+def _has_search_space(value: Any) -> bool:
+    from ray.tune.search.sample import Domain
+
+    if isinstance(value, dict):
+        return "grid_search" in value or any(_has_search_space(v) for v in value.values())
+    return isinstance(value, Domain)
+
+
+def check_config_values(algo_cls: type, config: dict[str, Any], where: str) -> None:
+    """Run the algorithm's own `validate()` on the driver before Ray starts (skipped for Tune search spaces)."""
+    if _has_search_space(config):
+        return
+    try:
+        algo_cls.get_default_config().update_from_dict(config).validate()
+    except ValueError as err:
+        raise CLIError(f"{where}: invalid config: {err}") from err
+
+
 def _deep_update(base: dict, override: dict) -> dict:
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
@@ -123,6 +141,7 @@ def build_experiments(path: str, stop: dict | None = None, config: dict | None =
         if "env" in spec:
             algo_config["env"] = spec.pop("env")
         check_config_keys(algo_cls, algo_config, where)
+        check_config_values(algo_cls, algo_config, where)
         if stop:  # an empty object keeps the file's stop criteria
             spec["stop"] = stop
         if storage_path or spec.get("storage_path"):

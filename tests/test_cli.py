@@ -87,3 +87,16 @@ def test_rllib_train_file_runs_ppo_and_checkpoints(tmp_path):
     assert win_rates and all(0.0 <= w <= 1.0 for w in win_rates)
     assert list(trial_dirs[0].glob("checkpoint_*/algorithm_state.pkl"))
     assert list(trial_dirs[0].glob("events.out.tfevents.*")), "TensorBoard logs missing from the trial folder"
+
+
+def test_bad_config_values_fail_before_ray_starts(tmp_path):
+    path = write_yaml(tmp_path, "exp: {run: PPO, env: CartPole-v1, config: {train_batch_size_per_learner: 10, "
+                                "minibatch_size: 100}}")
+    with pytest.raises(CLIError, match="invalid config: .*minibatch_size"):
+        build_experiments(path)
+    path = write_yaml(tmp_path, "exp: {run: MAG, env: smax_team, config: {planning_horizon_H: 0}}")
+    with pytest.raises(CLIError, match="planning_horizon_H=0 is invalid"):
+        build_experiments(path)
+    # Tune search spaces are resolved per trial, so they are validated there.
+    path = write_yaml(tmp_path, "exp: {run: MAG, env: smax_team, config: {planning_horizon_H: {grid_search: [0, 1]}}}")
+    assert build_experiments(path)["exp"]["config"]["planning_horizon_H"] == {"grid_search": [0, 1]}

@@ -224,6 +224,18 @@ class MAGConfig(AlgorithmConfig):
             from_preset(**self.world_model_settings())
         except ValueError as err:
             self._value_error(f"MAGConfig.world_model_overrides={self.world_model_overrides!r} is invalid: {err}")
+        if self.env in ("smac", "smac_team"):
+            self._check_starcraft()
+
+    def _check_starcraft(self) -> None:
+        """Fail on the driver, before any actor starts, when SMAC, StarCraft II or the map is missing."""
+        from rllib_mag.envs.smac import check_sc2_install, import_starcraft2env
+
+        try:
+            import_starcraft2env()
+            check_sc2_install(self.env_config.get("map_name", "3s_vs_5z"))
+        except (ImportError, FileNotFoundError) as err:
+            raise ValueError(f"env {self.env!r} needs real SMAC and StarCraft II: {err}") from err
 
     def _validate_known_keys(self) -> None:
         known = set(vars(type(self)())) | {"class"}  # `AlgorithmConfig.from_state` leaves "class" behind

@@ -24,9 +24,9 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, TIMERS
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
+from rllib_mag.algorithm.catalog import TeamSpaces
 from rllib_mag.algorithm.config import MAGConfig
 from rllib_mag.algorithm.replay import EpisodeAssembler, SequenceReplayBuffer, SyntheticReplayBuffer
-from rllib_mag.algorithm.catalog import TeamSpaces
 from rllib_mag.algorithm.rollout_actor import RolloutActorPool
 from rllib_mag.planning.imagination import SyntheticBatch
 

@@ -83,3 +83,28 @@ def test_bad_config_fails_before_any_actor_starts():
     with pytest.raises(ValueError, match="planning_horizon_H=0"):
         valid_config().planning(planning_horizon_H=0).build()
     assert not ray.is_initialized()
+
+
+def test_resource_request_adds_one_bundle_per_rollout_actor():
+    config = valid_config().rollout_actors(num_model_rollout_actors=2, num_cpus_per_rollout_actor=1,
+                                           num_gpus_per_rollout_actor=0.5)
+    bundles = MAG.default_resource_request(config).bundles
+    assert bundles[-2:] == [{"CPU": 1, "GPU": 0.5}] * 2
+    assert len(bundles) == len(MAG.default_resource_request(config.copy(copy_frozen=False).rollout_actors(
+        num_model_rollout_actors=0)).bundles) + 2
+
+
+def test_real_smac_example_fails_fast_without_starcraft(tmp_path, monkeypatch):
+    """`mag_corridor.yaml` stops before Ray starts, with the smac backend's fix-it message."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setenv("SC2PATH", str(tmp_path / "no_sc2"))
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([str(Path(sys.executable).parent / "rllib"), "train", "file",
+                           str(repo / "tuned_examples" / "mag_corridor.yaml")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "needs real SMAC and StarCraft II" in proc.stderr
+    assert "pip install git+https://github.com/oxwhirl/smac.git" in proc.stderr or "StarCraft II not found" in proc.stderr
