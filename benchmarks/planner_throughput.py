@@ -1,6 +1,8 @@
 """Throughput and peak memory of MAG's imagination planner and learner pieces (issue 3).
 
 Each case runs in a fresh subprocess (so ``ru_maxrss`` is that case's peak RSS) with ``torch.set_num_threads``.
+The 1-minute load average seen during a case is printed with it: on a shared 2-core machine other jobs inflate
+wall times (2-thread cases suffer most), so compare rows taken at similar load.
 Cases (``--cases``):
 
 * ``mpc`` / ``no_mpc``: one imagination of ``--starts`` M start states x k=15 steps with / without the planner
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -48,7 +51,7 @@ from rllib_mag.planning import ModelRewardPredictor, PlanningConfig, imagine  # 
 
 #: (obs dim, actions) of a SMAC map with that many agents: 3s_vs_5z and 2s3z.
 SMAC_SIZES = {3: (48, 11), 5: (80, 11)}
-CASES = ("mpc", "no_mpc", "model_update", "ppo", "learner_update")
+CASES = ("mpc", "no_mpc", "mpc_bf16", "no_mpc_bf16", "model_update", "ppo", "learner_update")
 
 
 def _setup(preset: str, n_agents: int, starts: int):
@@ -62,10 +65,16 @@ def _setup(preset: str, n_agents: int, starts: int):
     return cfg, nets, start, (obs_dim, n_actions)
 
 
-def _timed(fn) -> float:
-    begin = time.perf_counter()
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(fn) -> tuple[float, float]:
+    """Wall and process-CPU seconds of ``fn()``."""
+    wall, cpu = time.perf_counter(), _cpu_seconds()
     fn()
-    return time.perf_counter() - begin
+    return time.perf_counter() - wall, _cpu_seconds() - cpu
 
 
 def run_case(case: str, preset: str, n_agents: int, threads: int, starts: int, repeats: int) -> dict:
@@ -75,7 +84,10 @@ def run_case(case: str, preset: str, n_agents: int, threads: int, starts: int, r
     cfg, nets, start, (obs_dim, n_actions) = _setup(preset, n_agents, starts)
     wm, actor, critic, rm = nets
     gen = torch.Generator().manual_seed(0)
-    plan = PlanningConfig(enabled=case != "no_mpc")
+    plan = PlanningConfig(enabled=not case.startswith("no_mpc"))
+    if case.endswith("_bf16"):  # the rollout actors' `planning_dtype: bfloat16`
+        for net in nets:
+            net.to(torch.bfloat16)
     ppo_cfg = PPOConfig()
     seq_batch = random_sequence_batch(20, 40, n_agents, obs_dim, n_actions, seed=1)
     trainer = WorldModelTrainer(wm, rm)
@@ -94,13 +106,18 @@ def run_case(case: str, preset: str, n_agents: int, threads: int, starts: int, r
     work = {
         "mpc": lambda: imagine(wm, actor, critic, rm, start, plan, gen),
         "no_mpc": lambda: imagine(wm, actor, critic, rm, start, plan, gen),
+        "mpc_bf16": lambda: imagine(wm, actor, critic, rm, start, plan, gen),
+        "no_mpc_bf16": lambda: imagine(wm, actor, critic, rm, start, plan, gen),
         "model_update": lambda: trainer.world_model_step(seq_batch),
         "ppo": lambda: ppo_update(actor, critic, actor_opt, critic_opt, synthetic, ppo_cfg, gen),
         "learner_update": learner_update,
     }[case]
-    seconds = [_timed(work) for _ in range(repeats)]
-    return {"seconds": seconds, "kept_transitions": start.deter.shape[0] * plan.rollout_length,
-            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+    load = os.getloadavg()[0]
+    wall, cpu = zip(*(_timed(work) for _ in range(repeats)))
+    return {"seconds": list(wall), "cpu_seconds": list(cpu),
+            "kept_transitions": start.deter.shape[0] * plan.rollout_length,
+            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "load": max(load, os.getloadavg()[0])}
 
 
 def main() -> None:
@@ -119,8 +136,8 @@ def main() -> None:
         print(json.dumps(run_case(**json.loads(args.worker))))
         return
 
-    rows = ["| preset | N | threads | case | median s | kept joint transitions/s | peak RSS GiB |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| preset | N | threads | case | median wall s | median CPU s | kept joint transitions/s | "
+            "peak RSS GiB | load avg |", "|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(rows), flush=True)
     for preset in args.presets:
         for n_agents in args.agents:
@@ -134,9 +151,10 @@ def main() -> None:
                                           capture_output=True, text=True)
                     result = json.loads(proc.stdout.strip().splitlines()[-1])
                     median = statistics.median(result["seconds"])
-                    rate = (f"{result['kept_transitions'] / median:,.0f}" if case in ("mpc", "no_mpc") else "")
-                    row = (f"| {preset} | {n_agents} | {threads} | {case} | {median:.2f} | {rate} | "
-                           f"{result['peak_rss_gib']:.2f} |")
+                    rate = (f"{result['kept_transitions'] / median:,.0f}" if "mpc" in case else "")
+                    row = (f"| {preset} | {n_agents} | {threads} | {case} | {median:.2f} | "
+                           f"{statistics.median(result['cpu_seconds']):.2f} | {rate} | "
+                           f"{result['peak_rss_gib']:.2f} | {result['load']:.1f} |")
                     rows.append(row)
                     print(row, flush=True)
 

@@ -20,6 +20,7 @@ from rllib_mag.models.config import LOSS_TERMS, PRESETS
 from rllib_mag.planning.model_reward import PAPER_TERMS
 
 MODES = ("mag", "mamba")
+DTYPES = ("float32", "bfloat16")
 SELECTIONS = ("per_start", "global")
 
 # name -> (builder group, lower bound, upper bound); bounds are inclusive, None = unbounded.
@@ -72,6 +73,7 @@ class MAGConfig(AlgorithmConfig):
         self.imagination_starts_M = 720
         self.planning_selection = "per_start"
         self.planning_discount = 1.0
+        self.planning_dtype = "float32"
         # Model-rollout actors and D_m.
         self.num_model_rollout_actors = 1
         self.num_cpus_per_rollout_actor = 1.0
@@ -123,11 +125,15 @@ class MAGConfig(AlgorithmConfig):
     def planning(self, *, mode: str = NotProvided, rollout_length_k: int = NotProvided,
                  planning_horizon_H: int = NotProvided, planning_candidates_L: int = NotProvided,
                  imagination_starts_M: int = NotProvided, selection: str = NotProvided,
-                 discount: float = NotProvided) -> "MAGConfig":
-        """Random-shooting MPC; `mode="mamba"` turns planning off (the MAMBA baseline)."""
+                 discount: float = NotProvided, dtype: str = NotProvided) -> "MAGConfig":
+        """Random-shooting MPC; `mode="mamba"` turns planning off (the MAMBA baseline).
+
+        `dtype="bfloat16"` runs the rollout actors' networks in bfloat16: about 2-3x faster imagination on
+        hardware with bf16 matrix units (AVX512-BF16/AMX CPUs, recent GPUs); sampling and scores stay float32.
+        """
         return self._set(mode=mode, rollout_length_k=rollout_length_k, planning_horizon_H=planning_horizon_H,
                          planning_candidates_L=planning_candidates_L, imagination_starts_M=imagination_starts_M,
-                         planning_selection=selection, planning_discount=discount)
+                         planning_selection=selection, planning_discount=discount, planning_dtype=dtype)
 
     def rollout_actors(self, *, num_model_rollout_actors: int = NotProvided,
                        num_cpus_per_rollout_actor: float = NotProvided,
@@ -194,7 +200,7 @@ class MAGConfig(AlgorithmConfig):
                 self._value_error(f"MAGConfig.{name}={getattr(self, name)!r} is invalid: must be in (0, 1]")
         if self.entropy_coeff < 0:
             self._value_error(f"MAGConfig.entropy_coeff={self.entropy_coeff!r} is invalid: must be >= 0")
-        for name, options in (("mode", MODES), ("planning_selection", SELECTIONS),
+        for name, options in (("mode", MODES), ("planning_selection", SELECTIONS), ("planning_dtype", DTYPES),
                               ("world_model_preset", tuple(PRESETS))):
             if getattr(self, name) not in options:
                 self._value_error(f"MAGConfig.{name}={getattr(self, name)!r} is invalid: must be one of {options}")

@@ -34,14 +34,15 @@ class ModelRollout:
     """Holds CPU/GPU copies of the world model, actor, critic and R_m and imagines synthetic data."""
 
     def __init__(self, observation_space: gym.spaces.Dict, world_model_settings: dict[str, Any],
-                 planning: PlanningConfig, device: str = "cpu", num_threads: int = 1) -> None:
+                 planning: PlanningConfig, device: str = "cpu", dtype: str = "float32", num_threads: int = 1) -> None:
         torch.set_num_threads(num_threads)
         catalog = MAGCatalog(observation_space, world_model_settings, device)
-        self.device = torch.device(device)
-        self.world_model = catalog.build_world_model().eval()
-        self.actor = catalog.build_actor().eval()
-        self.critic = catalog.build_critic().eval()
-        self.model_reward = catalog.build_model_reward().eval()
+        self.device, self.dtype = torch.device(device), getattr(torch, dtype)
+        # Networks compute in `dtype`; `load_state_dict` casts the learner's float32 weights.
+        self.world_model = catalog.build_world_model().eval().to(self.dtype)
+        self.actor = catalog.build_actor().eval().to(self.dtype)
+        self.critic = catalog.build_critic().eval().to(self.dtype)
+        self.model_reward = catalog.build_model_reward().eval().to(self.dtype)
         self.planning = planning
 
     def location(self) -> dict[str, str]:
@@ -61,6 +62,7 @@ class ModelRollout:
         Terminal and truncated rows (`is_last`: no action was taken there) are never start states.
         """
         batch = {key: torch.as_tensor(value, device=self.device) for key, value in real_batch.items()}
+        batch = {key: value.to(self.dtype) if value.is_floating_point() else value for key, value in batch.items()}
         posterior = self.world_model.loss(batch).posterior.map(lambda x: x.flatten(0, 1))
         candidates = torch.nonzero(batch["is_last"].flatten() == 0).squeeze(-1)
         pick = torch.randint(len(candidates), (num_starts,), generator=generator, device="cpu")
@@ -87,7 +89,7 @@ class RolloutActorPool:
         self._num_actors = config.num_model_rollout_actors
         device = "cuda" if config.num_gpus_per_rollout_actor > 0 else "cpu"
         self._args = (observation_space, config.world_model_settings(), planning_config(config), device,
-                      max(1, int(config.num_cpus_per_rollout_actor)))
+                      config.planning_dtype, max(1, int(config.num_cpus_per_rollout_actor)))
         self._options = {"num_cpus": config.num_cpus_per_rollout_actor,
                          "num_gpus": config.num_gpus_per_rollout_actor}
         self.num_restarts = 0

@@ -58,8 +58,8 @@ def sample_categorical(probs: Tensor, generator: torch.Generator | None = None) 
     """Index sample ``[...]`` from ``probs [..., K]`` by inverse-CDF sampling with one uniform per distribution
     drawn from ``generator`` (``torch.distributions`` samplers take no generator; ``torch.multinomial`` draws K
     exponentials per row, which dominated imagination time)."""
-    cdf = probs.cumsum(-1)
-    u = torch.rand(*probs.shape[:-1], 1, generator=generator, device=probs.device, dtype=probs.dtype)
+    cdf = probs.float().cumsum(-1)  # float32 even for bfloat16 probs: a low-precision CDF biases the draw
+    u = torch.rand(*probs.shape[:-1], 1, generator=generator, device=probs.device)
     index = torch.searchsorted(cdf, u * cdf[..., -1:], right=True).squeeze(-1)
     return index.clamp_max(probs.shape[-1] - 1)
 

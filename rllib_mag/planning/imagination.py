@@ -150,12 +150,12 @@ def candidate_scores(world_model: WorldModel, actor: Actor, model_reward: ModelR
     n_cand = candidates.shape[0]
     state = RSSMState(candidates.flatten(0, 1), deter.expand(n_cand, *deter.shape).flatten(0, 1))
     feat = state.features()
-    score = model_reward(feat).mean(-1)
+    score = model_reward(feat).float().mean(-1)
     for i in range(1, cfg.horizon):
         action = act(world_model, actor, feat, cfg, generator)[0]
         state = world_model.imagine_step(state, F.one_hot(action, world_model.n_actions).to(feat.dtype), generator)
         feat = state.features()
-        score = score + cfg.score_discount ** i * model_reward(feat).mean(-1)
+        score = score + cfg.score_discount ** i * model_reward(feat).float().mean(-1)
     return score.view(n_cand, -1)
 
 
@@ -186,7 +186,11 @@ def imagine(world_model: WorldModel, actor: Actor, critic: AttentionCritic,
             model_reward: ModelRewardPredictor | None, start_state: RSSMState, cfg: PlanningConfig,
             generator: torch.Generator | None = None) -> SyntheticBatch:
     """Algorithm 1 lines 6-15 from ``start_state [M, N, ...]`` under ``torch.inference_mode`` with every network
-    in eval mode (no dropout: all candidates share ``h_{t+1}``). Outputs are ordinary tensors without grad."""
+    in eval mode (no dropout: all candidates share ``h_{t+1}``). Outputs are ordinary float32 tensors without grad.
+
+    The networks compute in the dtype of the world model's parameters: cast them to ``torch.bfloat16`` for
+    about 2-3x faster planning on CPUs and GPUs with bf16 matrix units (sampling and scores stay float32).
+    """
     if model_reward is None and cfg.n_candidates > 1:
         raise ValueError("planning with candidates > 1 needs a model_reward (R_m) network")
     n_starts, n_agents = start_state.deter.shape[:2]
@@ -202,23 +206,24 @@ def imagine(world_model: WorldModel, actor: Actor, critic: AttentionCritic,
         chosen, mean_candidate, step_error = nan.clone(), nan.clone(), nan.clone()
     with eval_mode(*(m for m in (world_model, actor, critic, model_reward) if m is not None)), \
             torch.inference_mode():
-        state = start_state
+        dtype = next(world_model.parameters()).dtype
+        state = start_state.map(lambda x: x.to(dtype))
         feats[:, 0] = state.features()
         for t in range(k):
-            actions[:, t], logits_out[:, t], masks[:, t] = act(world_model, actor, feats[:, t], cfg, generator)
-            onehot = F.one_hot(actions[:, t], n_actions).to(feats.dtype)
+            actions[:, t], logits_out[:, t], masks[:, t] = act(world_model, actor, state.features(), cfg, generator)
+            onehot = F.one_hot(actions[:, t], n_actions).to(dtype)
             step = plan_step(world_model, actor, model_reward, state, onehot, cfg, generator)
             state = step.next_state
             feats[:, t + 1] = state.features()
             if step.scores is not None:
                 chosen[t] = step.scores.gather(0, step.choice[None]).mean()
                 mean_candidate[t] = step.scores.mean()
-        next_feats = feats[:, 1:]
+        next_feats = feats[:, 1:].to(dtype)
         reward.copy_(world_model.reward(next_feats).mean(-1))
         discount.copy_(world_model.continue_dist(next_feats).probs.mean(-1))
-        values.copy_(critic(feats.flatten(0, 1)).view(n_starts, k + 1, n_agents))
+        values.copy_(critic(feats.flatten(0, 1).to(dtype)).view(n_starts, k + 1, n_agents))
         if model_reward is not None:
-            step_error.copy_(model_reward(next_feats).mean((0, 2)))
+            step_error.copy_(model_reward(next_feats).float().mean((0, 2)))
     logp = logits_out.log_softmax(-1).gather(-1, actions[..., None]).squeeze(-1)
     return SyntheticBatch(feats[:, :k], actions, logp, logits_out, masks, reward, discount, values, chosen,
                           mean_candidate, step_error, step_error.cumsum(0))

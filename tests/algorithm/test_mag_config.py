@@ -108,3 +108,9 @@ def test_real_smac_example_fails_fast_without_starcraft(tmp_path, monkeypatch):
     assert proc.returncode == 2
     assert "needs real SMAC and StarCraft II" in proc.stderr
     assert "pip install git+https://github.com/oxwhirl/smac.git" in proc.stderr or "StarCraft II not found" in proc.stderr
+
+
+def test_planning_dtype_is_validated():
+    assert valid_config().planning(dtype="bfloat16").planning_dtype == "bfloat16"
+    with pytest.raises(ValueError, match=r"planning_dtype='float16' is invalid: must be one of \('float32', 'bfloat16'\)"):
+        valid_config().planning(dtype="float16").validate()

@@ -144,7 +144,8 @@ def test_two_node_cluster_places_work_on_both_nodes():
     ray.init(address=cluster.address, log_to_driver=False)
     try:
         cluster.wait_for_nodes()
-        algo = tiny_config(num_env_runners=1, num_cpus_per_env_runner=1, num_cpus_per_rollout_actor=1).build()
+        algo = tiny_config(num_env_runners=1, num_cpus_per_env_runner=1, num_cpus_per_rollout_actor=1,
+                           planning_dtype="bfloat16").build()
         result = algo.train()
         assert result["mag"]["num_learner_updates_lifetime"] >= 1
         runner_nodes = algo.env_runner_group.foreach_env_runner(

@@ -167,6 +167,21 @@ def test_seeded_determinism(nets, start):
     assert not torch.equal(a.features, c.features)
 
 
+def test_bfloat16_networks_give_float32_batches_close_to_float32(nets, start):
+    """`planning_dtype: bfloat16`: the networks compute in bf16, the synthetic batch stays float32."""
+    import copy
+
+    cfg = PlanningConfig(rollout_length=3, horizon=2, candidates=3)
+    full = run(nets, start, cfg, 5)
+    half = run([copy.deepcopy(net).to(torch.bfloat16) for net in nets], start, cfg, 5)
+    for f in dataclasses.fields(half):
+        assert getattr(half, f.name).dtype == getattr(full, f.name).dtype, f.name
+    assert torch.isfinite(half.values).all() and torch.isfinite(half.chosen_error).all()
+    # The first step's inputs are identical, so its values differ only by bf16 rounding.
+    assert torch.allclose(half.values[:, 0], full.values[:, 0], atol=0.05, rtol=0.05)
+    assert (half.logp <= 0).all() and torch.isfinite(half.logp).all()
+
+
 def test_planning_config_errors(nets, start):
     for bad in (dict(horizon=0), dict(candidates=-1), dict(selection="best"), dict(horizon=20),
                 dict(score_discount=0.0), dict(availability="argmax"), dict(rollout_length=2.5)):
