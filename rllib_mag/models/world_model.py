@@ -123,11 +123,11 @@ class WorldModel(nn.Module):
 
     # ----------------------------------------------------------------- state transitions
     def initial_state(self, batch_shape: Sequence[int]) -> RSSMState:
-        """All-zero state; ``batch_shape`` includes the agent axis, e.g. ``(B, N)``."""
+        """All-zero state on the model's device and dtype; ``batch_shape`` includes the agent axis, e.g. ``(B, N)``."""
         cfg = self.cfg
-        device = self.gru.weight_ih.device
-        return RSSMState(torch.zeros(*batch_shape, cfg.n_categoricals, cfg.n_classes, device=device),
-                         torch.zeros(*batch_shape, cfg.deter, device=device))
+        like = {"device": self.gru.weight_ih.device, "dtype": self.gru.weight_ih.dtype}
+        return RSSMState(torch.zeros(*batch_shape, cfg.n_categoricals, cfg.n_classes, **like),
+                         torch.zeros(*batch_shape, cfg.deter, **like))
 
     def latent_logits(self, head: nn.Module, x: Tensor) -> Tensor:
         return head(x).unflatten(-1, (self.cfg.n_categoricals, self.cfg.n_classes))

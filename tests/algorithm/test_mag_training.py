@@ -200,3 +200,23 @@ def test_episode_assembler_joins_chunks_across_sample_calls():
     assert episode["observations"]["obs"][:, 0, 0].tolist() == [0, 1, 2, 3, 4, 5]
     assert episode["actions"][:, 0].tolist() == [1, 2, 3, 4, 5]
     assert episode["rewards"].tolist() == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_model_rollout_loads_learner_weights_and_returns_float32(dtype):
+    """A rollout actor (here in-process) takes float32 learner weights in either planning dtype."""
+    from rllib_mag.algorithm.rollout_actor import ModelRollout
+    from rllib_mag.envs.team import team_spaces
+    from rllib_mag.models.synthetic import random_sequence_batch
+    from rllib_mag.planning.imagination import PlanningConfig
+
+    observation_space, _ = team_spaces(3, 6, 5, 4)
+    rollout = ModelRollout(observation_space, {"name": "small"},
+                           PlanningConfig(rollout_length=3, horizon=2, candidates=2), dtype=dtype)
+    weights = {name: {k: v.float() for k, v in getattr(rollout, name).state_dict().items()}
+               for name in ("world_model", "actor", "critic", "model_reward")}
+    real = {k: v.numpy() for k, v in random_sequence_batch(8, 4, 3, 6, 4).items()}
+    synthetic = rollout.rollout(weights, real, num_starts=10, seed=0)
+    assert next(rollout.world_model.parameters()).dtype == getattr(torch, dtype)
+    assert synthetic.features.shape == (10, 3, 3, 128) and synthetic.values.dtype == torch.float32
+    assert torch.isfinite(synthetic.values).all() and torch.isfinite(synthetic.chosen_error).all()
