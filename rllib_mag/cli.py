@@ -50,12 +50,12 @@ def _closest(key: str, valid: list[str]) -> str:
 
 
 def resolve_algorithm(name: str) -> type:
-    """Resolve `run:` to an Algorithm class: a dotted path, a registered trainable, or an RLlib built-in."""
+    """Resolve `run:` to an Algorithm class: a dotted path, this package's, a registered one or an RLlib built-in."""
     import ray.rllib  # noqa: F401  (RLlib's own algorithms)
-    from ray.rllib.algorithms.registry import ALGORITHMS
+    from ray.rllib.algorithms.registry import ALGORITHMS as RLLIB_ALGORITHMS
     from ray.tune.registry import TRAINABLE_CLASS, _global_registry
 
-    import rllib_mag  # noqa: F401  (registers "MAG" and the environments)
+    from rllib_mag import ALGORITHMS
 
     if "." in name:
         module_name, _, attr = name.rpartition(".")
@@ -63,11 +63,13 @@ def resolve_algorithm(name: str) -> type:
             return getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as err:
             raise CLIError(f"cannot import algorithm '{name}': {err}") from err
+    if name in ALGORITHMS:
+        return ALGORITHMS[name]
     if _global_registry.contains(TRAINABLE_CLASS, name):
         return _global_registry.get(TRAINABLE_CLASS, name)
-    if name in ALGORITHMS:
-        return ALGORITHMS[name]()[0]
-    known = sorted(set(ALGORITHMS) | {"MAG"})
+    if name in RLLIB_ALGORITHMS:
+        return RLLIB_ALGORITHMS[name]()[0]
+    known = sorted(set(RLLIB_ALGORITHMS) | set(ALGORITHMS))
     raise CLIError(f"unknown algorithm '{name}'{_closest(name, known)} (known: {', '.join(known)}; "
                    "or give a dotted path such as 'my_pkg.my_module.MyAlgorithm')")
 
@@ -184,9 +186,12 @@ def train_file(args: argparse.Namespace) -> int:
     import ray
     from ray import tune
 
+    import rllib_mag
+
     experiments = build_experiments(args.config_file, args.stop, args.config, args.storage_path)
     if args.ray_address and (args.num_cpus or args.num_gpus):
         raise CLIError("--num-cpus/--num-gpus start a local Ray instance; they cannot be combined with --ray-address")
+    rllib_mag.register()  # into the registry this Ray session will hold
     ray.init(address=args.ray_address, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
              include_dashboard=False, log_to_driver=args.verbose > 0)
     try:

@@ -139,6 +139,9 @@ def test_tune_runs_two_trials(ray_local, tmp_path):
 def test_two_node_cluster_places_work_on_both_nodes():
     from ray.cluster_utils import Cluster
 
+    import rllib_mag
+
+    rllib_mag.register()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     cluster.add_node(num_cpus=1)
     ray.init(address=cluster.address, log_to_driver=False)
