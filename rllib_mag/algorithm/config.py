@@ -23,14 +23,12 @@ MODES = ("mag", "mamba")
 DTYPES = ("float32", "bfloat16")
 SELECTIONS = ("per_start", "global")
 
-# name -> (builder group, lower bound, upper bound); bounds are inclusive, None = unbounded.
-_INT_RANGES: dict[str, tuple[int, int | None]] = {
-    "world_model_train_steps": (1, None), "batch_size_B": (1, None), "batch_length_T": (3, None),
-    "replay_capacity": (2, None), "warmup_steps": (0, None), "model_reward_train_steps": (0, None),
-    "planning_horizon_H": (1, None), "planning_candidates_L": (1, None), "rollout_length_k": (2, None),
-    "imagination_starts_M": (1, None), "num_model_rollout_actors": (0, None), "synthetic_capacity": (1, None),
-    "policy_rounds": (1, None), "ppo_epochs": (1, None), "ppo_minibatch_size": (1, None),
-    "episodes_per_iteration": (1, None),
+#: Integer settings and their smallest valid value.
+_INT_MINIMUMS: dict[str, int] = {
+    "world_model_train_steps": 1, "batch_size_B": 1, "batch_length_T": 3, "replay_capacity": 2, "warmup_steps": 0,
+    "model_reward_train_steps": 0, "planning_horizon_H": 1, "planning_candidates_L": 1, "rollout_length_k": 2,
+    "imagination_starts_M": 1, "num_model_rollout_actors": 0, "synthetic_capacity": 1, "policy_rounds": 1,
+    "ppo_epochs": 1, "ppo_minibatch_size": 1, "episodes_per_iteration": 1,
 }
 _POSITIVE_FLOATS = ("world_model_lr", "model_reward_lr", "actor_lr", "critic_lr", "model_grad_clip",
                     "policy_grad_clip", "clip_param")
@@ -188,9 +186,9 @@ class MAGConfig(AlgorithmConfig):
         """Reject unknown keys and bad values before any actor starts (RLlib itself accepts typos)."""
         super().validate()
         self._validate_known_keys()
-        for name, (low, high) in _INT_RANGES.items():
+        for name, low in _INT_MINIMUMS.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low or (high and value > high):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 self._value_error(f"MAGConfig.{name}={value!r} is invalid: must be an int >= {low}")
         for name in _POSITIVE_FLOATS:
             if not getattr(self, name) > 0:
