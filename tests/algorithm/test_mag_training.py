@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -134,6 +135,28 @@ def test_tune_runs_two_trials(ray_local, tmp_path):
     assert results.num_errors == 0 and len(results) == 2
     assert sorted(r.config["planning_horizon_H"] for r in results) == [1, 2]
     assert all(0.0 <= r.metrics["env_runners"]["win_rate"] <= 1.0 for r in results)
+
+
+def test_tune_resumes_an_errored_trial_from_its_checkpoint(ray_local, tmp_path):
+    """A trial that dies in iteration 2 resumes with `Tuner.restore` from its iteration-1 checkpoint."""
+    flag = tmp_path / "fail_once"
+    flag.touch()
+
+    def fail_in_iteration_2_once(*, result, **kwargs):
+        if result["training_iteration"] == 2 and os.path.exists(flag):
+            os.remove(flag)
+            raise RuntimeError("simulated crash")
+
+    config = tiny_config().callbacks(on_train_result=fail_in_iteration_2_once)
+    run_config = tune.RunConfig(name="resume", storage_path=str(tmp_path), stop={"training_iteration": 3},
+                                checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1), verbose=0)
+    first = tune.Tuner(MAG, param_space=config, run_config=run_config).fit()
+    assert first.num_errors == 1 and not flag.exists()
+    resumed = tune.Tuner.restore(str(tmp_path / "resume"), trainable=MAG, resume_errored=True).fit()
+    assert resumed.num_errors == 0
+    (result,) = list(resumed)
+    assert result.metrics["training_iteration"] == 3
+    assert result.metrics["iterations_since_restore"] == 2  # resumed after iteration 1, not restarted
 
 
 def test_two_node_cluster_places_work_on_both_nodes():
