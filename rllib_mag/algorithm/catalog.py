@@ -17,6 +17,10 @@ from rllib_mag.models.world_model import WorldModel
 from rllib_mag.planning.model_reward import ModelRewardPredictor
 
 
+#: The networks a model-rollout actor needs (each built by `MAGCatalog.build_<name>`).
+ROLLOUT_NETWORKS = ("world_model", "actor", "critic", "model_reward")
+
+
 @dataclass(frozen=True)
 class TeamSpaces:
     """Sizes read off the team observation space (`docs/contracts.md` §2)."""

@@ -16,11 +16,10 @@ import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
+from rllib_mag.algorithm.catalog import ROLLOUT_NETWORKS
 from rllib_mag.learning.ppo import PPOConfig, make_optimizers, ppo_update
 from rllib_mag.learning.world_model_trainer import WorldModelTrainer
 from rllib_mag.planning.imagination import SyntheticBatch
-
-ROLLOUT_NETWORKS = ("world_model", "actor", "critic", "model_reward")
 
 
 def mean_metrics(metrics: list[dict[str, float]]) -> dict[str, float]:

@@ -16,7 +16,7 @@ import numpy as np
 import ray
 import torch
 
-from rllib_mag.algorithm.catalog import MAGCatalog
+from rllib_mag.algorithm.catalog import ROLLOUT_NETWORKS, MAGCatalog
 from rllib_mag.models.world_model import RSSMState
 from rllib_mag.planning.imagination import PlanningConfig, SyntheticBatch, imagine
 
@@ -39,10 +39,8 @@ class ModelRollout:
         catalog = MAGCatalog(observation_space, world_model_settings, device)
         self.device, self.dtype = torch.device(device), getattr(torch, dtype)
         # Networks compute in `dtype`; `load_state_dict` casts the learner's float32 weights.
-        self.world_model = catalog.build_world_model().eval().to(self.dtype)
-        self.actor = catalog.build_actor().eval().to(self.dtype)
-        self.critic = catalog.build_critic().eval().to(self.dtype)
-        self.model_reward = catalog.build_model_reward().eval().to(self.dtype)
+        for name in ROLLOUT_NETWORKS:
+            setattr(self, name, getattr(catalog, f"build_{name}")().eval().to(self.dtype))
         self.planning = planning
 
     def location(self) -> dict[str, str]:
@@ -51,7 +49,7 @@ class ModelRollout:
                 "device": str(next(self.world_model.parameters()).device)}
 
     def load_weights(self, weights: dict[str, dict[str, torch.Tensor]]) -> None:
-        for name in ("world_model", "actor", "critic", "model_reward"):
+        for name in ROLLOUT_NETWORKS:
             getattr(self, name).load_state_dict(weights[name])
 
     @torch.inference_mode()

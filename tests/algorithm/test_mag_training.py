@@ -231,6 +231,7 @@ def test_episode_assembler_joins_chunks_across_sample_calls():
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_model_rollout_loads_learner_weights_and_returns_float32(dtype):
     """A rollout actor (here in-process) takes float32 learner weights in either planning dtype."""
+    from rllib_mag.algorithm.catalog import ROLLOUT_NETWORKS
     from rllib_mag.algorithm.rollout_actor import ModelRollout
     from rllib_mag.envs.team import team_spaces
     from rllib_mag.models.synthetic import random_sequence_batch
@@ -240,7 +241,7 @@ def test_model_rollout_loads_learner_weights_and_returns_float32(dtype):
     rollout = ModelRollout(observation_space, {"name": "small"},
                            PlanningConfig(rollout_length=3, horizon=2, candidates=2), dtype=dtype)
     weights = {name: {k: v.float() for k, v in getattr(rollout, name).state_dict().items()}
-               for name in ("world_model", "actor", "critic", "model_reward")}
+               for name in ROLLOUT_NETWORKS}
     real = {k: v.numpy() for k, v in random_sequence_batch(8, 4, 3, 6, 4).items()}
     synthetic = rollout.rollout(weights, real, num_starts=10, seed=0)
     assert next(rollout.world_model.parameters()).dtype == getattr(torch, dtype)
