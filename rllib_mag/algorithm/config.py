@@ -109,7 +109,12 @@ class MAGConfig(AlgorithmConfig):
                     train_steps: int = NotProvided, batch_size_B: int = NotProvided,
                     batch_length_T: int = NotProvided, grad_clip: float = NotProvided,
                     replay_capacity: int = NotProvided, warmup_steps: int = NotProvided) -> "MAGConfig":
-        """World model sizes (`preset` + `overrides`, see `rllib_mag.models.config`), its training and D_e."""
+        """World model sizes (`preset` + `overrides`, see `rllib_mag.models.config`), its training and D_e.
+
+        `batch_size_B` is the batch of all learners together: with `num_learners > 1` each learner trains on
+        `batch_size_B / num_learners` sequences and the gradients are averaged (the same for `ppo_minibatch_size`
+        and the M imagined rollouts).
+        """
         return self._set(world_model_preset=preset, world_model_overrides=overrides, world_model_lr=lr,
                          world_model_train_steps=train_steps, batch_size_B=batch_size_B,
                          batch_length_T=batch_length_T, model_grad_clip=grad_clip, replay_capacity=replay_capacity,
@@ -216,9 +221,12 @@ class MAGConfig(AlgorithmConfig):
             self._value_error(f"MAGConfig.training_ratio={self.training_ratio!r} is invalid: must be > 0 or None")
         if self.num_cpus_per_rollout_actor < 0 or self.num_gpus_per_rollout_actor < 0:
             self._value_error("MAGConfig.num_cpus_per_rollout_actor / num_gpus_per_rollout_actor must be >= 0")
-        if self.num_learners > 1:
-            self._value_error(f"MAGConfig.num_learners={self.num_learners} is not supported: MAG trains on one "
-                              "learner (0 = in the driver, 1 = a remote learner, e.g. on a GPU)")
+        if self.num_learners > 1:  # data-parallel learners split every batch into equal shards
+            for name in ("batch_size_B", "imagination_starts_M", "ppo_minibatch_size"):
+                if getattr(self, name) % self.num_learners:
+                    self._value_error(f"MAGConfig.{name}={getattr(self, name)} is invalid with num_learners="
+                                      f"{self.num_learners}: must be a multiple of num_learners (each learner "
+                                      "trains on an equal shard)")
         if self.env is None:
             self._value_error("MAGConfig needs an environment: .environment('smax_team', env_config={'map_name': "
                               "'3s_vs_3z'}) (MAG plans with a world model learned from real episodes)")

@@ -4,6 +4,10 @@ The Learner owns the networks (`MAGTorchRLModule`) on its device (a GPU when `nu
 optimizers registered with RLlib (`world_model`, `model_reward`, `actor`, `critic`), so RLlib checkpoints them.
 MAG's phases are separate updates with separate data, so the algorithm calls them by name through
 `LearnerGroup.foreach_learner`: `train_models` (lines 4-5) and `train_policy` (lines 16-18).
+
+With `num_learners > 1` the learners are data parallel: each call passes one shard per learner, every learner
+trains on its own shard and the gradients are averaged over the learners (`learning.data_parallel`), so all of
+them hold the same weights after every step.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
 from rllib_mag.algorithm.catalog import ROLLOUT_NETWORKS
+from rllib_mag.learning.data_parallel import DataParallel
 from rllib_mag.learning.ppo import PPOConfig, make_optimizers, ppo_update
 from rllib_mag.learning.world_model_trainer import WorldModelTrainer
 from rllib_mag.planning.imagination import SyntheticBatch
@@ -29,10 +34,17 @@ def mean_metrics(metrics: list[dict[str, float]]) -> dict[str, float]:
 class MAGTorchLearner(TorchLearner):
     """Runs MAG's training phases on the module `default_policy`."""
 
+    @property
+    def networks(self) -> Any:
+        """The `MAGTorchRLModule` (RLlib wraps it in DDP when `num_learners > 1`; MAG's losses use it directly)."""
+        return self.module[DEFAULT_MODULE_ID].unwrapped()
+
     def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
         config = config or self.config
-        module = self.module[module_id]
-        self.model_trainer = WorldModelTrainer(module.world_model, module.model_reward, config.model_error_terms)
+        module = self.module[module_id].unwrapped()
+        self.data_parallel = DataParallel() if self.distributed else None
+        self.model_trainer = WorldModelTrainer(module.world_model, module.model_reward, config.model_error_terms,
+                                               data_parallel=self.data_parallel)
         self.ppo_config = PPOConfig(
             epochs=config.ppo_epochs, minibatch_size=config.ppo_minibatch_size, clip=config.clip_param,
             entropy_coef=config.entropy_coeff, entropy_annealing=config.entropy_annealing,
@@ -53,26 +65,38 @@ class MAGTorchLearner(TorchLearner):
     def _to_tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         return {key: torch.as_tensor(value, device=self._device) for key, value in batch.items()}
 
-    def train_models(self, model_batches: list[dict[str, np.ndarray]],
-                     model_reward_batches: list[dict[str, np.ndarray]]) -> dict[str, float]:
-        """`world_model_train_steps` world-model steps (line 4), then R_m steps (line 5), on D_e sequences."""
+    def _own_shard(self, shards: list[Any]) -> Any:
+        """This learner's item of `shards` (one per learner, in rank order; an `ObjectRef` is fetched)."""
+        shard = shards[self.data_parallel.rank if self.data_parallel is not None else 0]
+        return ray.get(shard) if isinstance(shard, ray.ObjectRef) else shard
+
+    def train_models(self, shards: list[Any]) -> dict[str, float]:
+        """`world_model_train_steps` world-model steps (line 4), then R_m steps (line 5), on D_e sequences.
+
+        Each shard is `(model_batches, model_reward_batches)`: lists of batches, one per gradient step.
+        """
+        model_batches, model_reward_batches = self._own_shard(shards)
         model = [self.model_trainer.world_model_step(self._to_tensors(b)) for b in model_batches]
         model_reward = [self.model_trainer.model_reward_step(self._to_tensors(b)) for b in model_reward_batches]
         return {**mean_metrics(model), **mean_metrics(model_reward)}
 
-    def train_policy(self, synthetic: SyntheticBatch) -> dict[str, float]:
-        """PPO epochs on D_m (lines 16-18); the entropy bonus anneals across calls."""
-        module = self.module[DEFAULT_MODULE_ID]
-        metrics = ppo_update(module.actor, module.critic, self.get_optimizer(DEFAULT_MODULE_ID, "actor"),
+    def train_policy(self, shards: list[Any]) -> dict[str, float]:
+        """PPO epochs on D_m (lines 16-18), one `SyntheticBatch` shard per learner; the entropy bonus anneals
+        across calls."""
+        synthetic: SyntheticBatch = self._own_shard(shards)
+        metrics = ppo_update(self.networks.actor, self.networks.critic,
+                             self.get_optimizer(DEFAULT_MODULE_ID, "actor"),
                              self.get_optimizer(DEFAULT_MODULE_ID, "critic"), synthetic.to(self._device),
-                             self.ppo_config, entropy_coef=self.entropy_coef)
+                             self.ppo_config, entropy_coef=self.entropy_coef, data_parallel=self.data_parallel)
         self.entropy_coef = metrics["entropy_coef"]
         return metrics
 
-    def rollout_weights(self) -> dict[str, dict[str, torch.Tensor]]:
-        """CPU state dicts of the networks the model-rollout actors need."""
-        module = self.module[DEFAULT_MODULE_ID]
-        return {name: {k: v.detach().cpu() for k, v in getattr(module, name).state_dict().items()}
+    def rollout_weights(self) -> dict[str, dict[str, torch.Tensor]] | None:
+        """CPU state dicts of the networks the model-rollout actors need (from the first learner only: data-parallel
+        learners hold the same weights)."""
+        if self.data_parallel is not None and self.data_parallel.rank != 0:
+            return None
+        return {name: {k: v.detach().cpu() for k, v in getattr(self.networks, name).state_dict().items()}
                 for name in ROLLOUT_NETWORKS}
 
     def location(self) -> dict[str, str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import ray
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, TIMERS
@@ -26,6 +27,7 @@ from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from rllib_mag.algorithm.catalog import TeamSpaces
 from rllib_mag.algorithm.config import MAGConfig
+from rllib_mag.algorithm.learner import mean_metrics
 from rllib_mag.algorithm.replay import EpisodeAssembler, SequenceReplayBuffer, SyntheticReplayBuffer
 from rllib_mag.algorithm.rollout_actor import RolloutActorPool
 from rllib_mag.planning.imagination import SyntheticBatch
@@ -117,34 +119,45 @@ class MAG(Algorithm):
         self.metrics.aggregate([metrics for _, metrics in results], key=ENV_RUNNER_RESULTS)
         return [chunk for chunks, _ in results for chunk in chunks]
 
-    def _on_learner(self, method: str, *args: Any) -> Any:
-        """Call `MAGTorchLearner.<method>(*args)` on the (local or remote) learner; re-raise its errors."""
-        call = self.learner_group.foreach_learner(lambda learner: getattr(learner, method)(*args))
-        result = next(iter(call)).get()
-        if isinstance(result, Exception):
-            raise result
-        return result
+    def _on_learners(self, method: str, shards: list[Any] | None = None) -> list[Any]:
+        """Call `MAGTorchLearner.<method>` on every learner, with one shard per learner if given; their results.
+
+        Remote learners get the shards through the object store and each fetches only its own.
+        """
+        if shards is not None and not self.learner_group.is_local:
+            shards = [ray.put(shard) for shard in shards]
+        args = () if shards is None else (shards,)
+        results = [result.get() for result in
+                   self.learner_group.foreach_learner(lambda learner: getattr(learner, method)(*args))]
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
 
     def _real_batches(self, count: int, batch_size: int) -> list[dict[str, np.ndarray]]:
         return [self.real_buffer.sample(batch_size, self.config.batch_length_T, self.rng) for _ in range(count)]
 
     def _learner_update(self) -> None:
-        """Lines 4-18 of Algorithm 1 (one outer-loop update)."""
+        """Lines 4-18 of Algorithm 1 (one outer-loop update); each learner trains on its shard of every batch."""
         config = self.config
+        num_shards = max(config.num_learners, 1)
+        shard_size = config.batch_size_B // num_shards
         with self._phase("model_training"):
-            model_metrics = self._on_learner("train_models",
-                                             self._real_batches(config.world_model_train_steps, config.batch_size_B),
-                                             self._real_batches(config.model_reward_train_steps, config.batch_size_B))
-        self.metrics.log_dict(model_metrics, key="world_model")
+            model_metrics = self._on_learners("train_models", [
+                (self._real_batches(config.world_model_train_steps, shard_size),
+                 self._real_batches(config.model_reward_train_steps, shard_size)) for _ in range(num_shards)])
+        self.metrics.log_dict(mean_metrics(model_metrics), key="world_model")
         for _ in range(config.policy_rounds):
             start = time.perf_counter()
             with self._phase("imagination"):
-                synthetic = self._imagine(self._on_learner("rollout_weights"))
+                weights = next(w for w in self._on_learners("rollout_weights") if w is not None)
+                synthetic = self._imagine(weights)
             self.metrics.log_value(("throughput", "synthetic_transitions_per_s"),
                                    synthetic.actions.shape[:2].numel() / (time.perf_counter() - start))
             self.synthetic_buffer.add(synthetic)
             with self._phase("policy_training"):
-                self.metrics.log_dict(self._on_learner("train_policy", self.synthetic_buffer.all()), key="policy")
+                policy_metrics = self._on_learners("train_policy", self.synthetic_buffer.all().split(num_shards))
+            self.metrics.log_dict(mean_metrics(policy_metrics), key="policy")
         self.num_learner_updates += 1
 
     def _imagine(self, weights: dict[str, Any]) -> SyntheticBatch:

@@ -162,9 +162,8 @@ class SyntheticReplayBuffer:
     @staticmethod
     def concatenate(batches: list[SyntheticBatch]) -> SyntheticBatch:
         """Rollouts joined along M; the per-step planner statistics are averaged."""
-        per_sample = {"features", "actions", "logp", "logits", "action_mask", "reward", "discount", "values"}
         return SyntheticBatch(**{
-            f.name: torch.cat([getattr(b, f.name) for b in batches]) if f.name in per_sample
+            f.name: torch.cat([getattr(b, f.name) for b in batches]) if f.name in SyntheticBatch.PER_START
             else torch.stack([getattr(b, f.name) for b in batches]).mean(0)
             for f in fields(SyntheticBatch)})
 

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Categorical
 
+from rllib_mag.learning.data_parallel import DataParallel, average_gradients
 from rllib_mag.learning.returns import lambda_returns
 from rllib_mag.models.actor_critic import Actor, AttentionCritic
 from rllib_mag.planning.imagination import SyntheticBatch
@@ -62,22 +63,40 @@ def clipped_surrogate_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor,
     return -torch.min(ratio * advantages, ratio.clamp(1.0 - clip, 1.0 + clip) * advantages).mean(), ratio
 
 
-def _clipped_step(loss: Tensor, module: torch.nn.Module, optimizer: torch.optim.Optimizer, clip: float) -> None:
+def normalize_advantages(advantages: Tensor, data_parallel: DataParallel | None = None) -> Tensor:
+    """``(A - mean) / (std + 1e-4)`` with the mean and (unbiased) std over all learners' samples."""
+    flat = advantages.double().flatten()  # float64: the sum-of-squares form loses no precision
+    moments = torch.stack([flat.sum(), flat.square().sum(), flat.new_tensor(float(flat.numel()))])
+    if data_parallel is not None:
+        moments = data_parallel.sum(moments)
+    total, square_total, count = moments
+    mean = total / count
+    std = ((square_total - count * mean.square()).clamp(min=0.0) / (count - 1)).sqrt()
+    return ((advantages - mean.to(advantages.dtype)) / (std.to(advantages.dtype) + 1e-4)).nan_to_num(0.0)
+
+
+def _clipped_step(loss: Tensor, module: torch.nn.Module, optimizer: torch.optim.Optimizer, clip: float,
+                  data_parallel: DataParallel | None) -> None:
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    average_gradients(module.parameters(), data_parallel)
     torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
     optimizer.step()
 
 
 def ppo_update(actor: Actor, critic: AttentionCritic, actor_opt: torch.optim.Optimizer,
                critic_opt: torch.optim.Optimizer, batch: SyntheticBatch, cfg: PPOConfig,
-               generator: torch.Generator | None = None, entropy_coef: float | None = None) -> dict[str, float]:
+               generator: torch.Generator | None = None, entropy_coef: float | None = None,
+               data_parallel: DataParallel | None = None) -> dict[str, float]:
     """PPO epochs over ``batch`` (joint samples ``[M*k]``, all agents together for the attention critic).
 
     Advantages ``A = G^lambda - V(s_t)`` are computed once (per agent) and normalised ``(A - mean) / (std + 1e-4)``.
     Actor loss ``-min(rho A, clip(rho, 1-eps, 1+eps) A) - c_ent H[pi]`` with the stored (sampled) action masks;
     critic loss ``0.5 (G - V)^2``. ``entropy_coef`` (default ``cfg.entropy_coef``) is multiplied by
     ``cfg.entropy_annealing`` after every minibatch; pass the returned ``"entropy_coef"`` to the next call.
+    With ``data_parallel`` each learner passes an equal shard of the batch and takes minibatches of
+    ``cfg.minibatch_size / world_size``; advantages are normalised over all shards and gradients averaged, so the
+    learners take the steps one learner would take on the whole batch.
     Returns the mean of each metric over minibatches.
     """
     coef = cfg.entropy_coef if entropy_coef is None else entropy_coef
@@ -85,23 +104,24 @@ def ppo_update(actor: Actor, critic: AttentionCritic, actor_opt: torch.optim.Opt
         returns = lambda_returns(batch.reward, batch.discount, batch.values, cfg.gamma, cfg.lam)
         advantages = returns - batch.values[:, :-1]
         if cfg.normalize_advantages:
-            advantages = ((advantages - advantages.mean()) / (advantages.std() + 1e-4)).nan_to_num(0.0)
+            advantages = normalize_advantages(advantages, data_parallel)
         flat = batch.as_flat()
         flat["returns"], flat["advantages"] = returns.flatten(0, 1), advantages.flatten(0, 1)
     n_samples = flat["features"].shape[0]
+    minibatch_size = cfg.minibatch_size // (data_parallel.world_size if data_parallel is not None else 1)
     sums = dict.fromkeys(("actor_loss", "critic_loss", "entropy", "clip_fraction", "approx_kl"), 0.0)
     n_minibatches = 0
     for _ in range(cfg.epochs):
         order = torch.randperm(n_samples, generator=generator).to(flat["features"].device)
-        for idx in order.split(cfg.minibatch_size):
+        for idx in order.split(minibatch_size):
             mb = {k: v[idx] for k, v in flat.items()}
             dist = Categorical(logits=actor.masked_logits(mb["features"], mb["action_mask"]))
             logp = dist.log_prob(mb["actions"])
             policy_loss, ratio = clipped_surrogate_loss(logp, mb["logp"], mb["advantages"], cfg.clip)
             entropy = dist.entropy().mean()
-            _clipped_step(policy_loss - coef * entropy, actor, actor_opt, cfg.grad_clip)
+            _clipped_step(policy_loss - coef * entropy, actor, actor_opt, cfg.grad_clip, data_parallel)
             critic_loss = 0.5 * (mb["returns"] - critic(mb["features"])).pow(2).mean()
-            _clipped_step(critic_loss, critic, critic_opt, cfg.grad_clip)
+            _clipped_step(critic_loss, critic, critic_opt, cfg.grad_clip, data_parallel)
             coef *= cfg.entropy_annealing
             with torch.no_grad():
                 sums["actor_loss"] += policy_loss.item()

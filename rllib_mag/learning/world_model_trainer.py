@@ -8,19 +8,39 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from rllib_mag.learning.data_parallel import DataParallel, average_gradients
 from rllib_mag.models.layers import eval_mode
-from rllib_mag.models.world_model import WorldModel
-from rllib_mag.planning.model_reward import PAPER_TERMS, ModelRewardPredictor, train_model_reward_step
+from rllib_mag.models.world_model import WorldModel, WorldModelOutput
+from rllib_mag.planning.model_reward import PAPER_TERMS, ModelRewardPredictor, model_reward_loss
+
+
+def train_model_reward_step(model_reward: ModelRewardPredictor, optimizer: torch.optim.Optimizer,
+                            output: WorldModelOutput, terms: Sequence[str] = PAPER_TERMS,
+                            reconstruction_reduction: str = "mean",
+                            data_parallel: DataParallel | None = None) -> float:
+    """One R_m gradient step (Algorithm 1 line 5; no grad clipping, as the reference). Returns the loss."""
+    loss = model_reward_loss(model_reward, output, terms, reconstruction_reduction)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    average_gradients(model_reward.parameters(), data_parallel)
+    optimizer.step()
+    return loss.item()
 
 
 class WorldModelTrainer:
-    """Owns the world-model and R_m Adam optimisers (``cfg.model_lr`` / ``cfg.model_reward_lr``)."""
+    """Owns the world-model and R_m Adam optimisers (``cfg.model_lr`` / ``cfg.model_reward_lr``).
+
+    With ``data_parallel`` every learner passes its shard of each batch and the gradients are averaged over the
+    learners before clipping and the step.
+    """
 
     def __init__(self, world_model: WorldModel, model_reward: ModelRewardPredictor,
-                 label_terms: Sequence[str] = PAPER_TERMS, reconstruction_reduction: str = "mean") -> None:
+                 label_terms: Sequence[str] = PAPER_TERMS, reconstruction_reduction: str = "mean",
+                 data_parallel: DataParallel | None = None) -> None:
         cfg = world_model.cfg
         self.world_model, self.model_reward = world_model, model_reward
         self.label_terms, self.reconstruction_reduction = tuple(label_terms), reconstruction_reduction
+        self.data_parallel = data_parallel
         self.model_opt = torch.optim.Adam(world_model.parameters(), lr=cfg.model_lr)
         self.model_reward_opt = torch.optim.Adam(model_reward.parameters(), lr=cfg.model_reward_lr)
 
@@ -30,6 +50,7 @@ class WorldModelTrainer:
         output = self.world_model.loss(batch)
         self.model_opt.zero_grad(set_to_none=True)
         output.total.backward()
+        average_gradients(self.world_model.parameters(), self.data_parallel)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.world_model.parameters(), self.world_model.cfg.grad_clip)
         self.model_opt.step()
         metrics = {f"model_{name}": value.item() for name, value in output.terms.items()}
@@ -42,5 +63,5 @@ class WorldModelTrainer:
         with eval_mode(self.world_model), torch.no_grad():
             output = self.world_model.loss(batch)
         loss = train_model_reward_step(self.model_reward, self.model_reward_opt, output, self.label_terms,
-                                       self.reconstruction_reduction)
+                                       self.reconstruction_reduction, self.data_parallel)
         return {"model_reward_loss": loss}

@@ -2,7 +2,7 @@
 
 from rllib_mag.planning.imagination import PlanningConfig, SyntheticBatch, imagine
 from rllib_mag.planning.model_reward import (PAPER_TERMS, REFERENCE_TERMS, ModelRewardPredictor, model_error_labels,
-                                             model_reward_loss, train_model_reward_step)
+                                             model_reward_loss)
 
 __all__ = ["PAPER_TERMS", "REFERENCE_TERMS", "ModelRewardPredictor", "PlanningConfig", "SyntheticBatch", "imagine",
-           "model_error_labels", "model_reward_loss", "train_model_reward_step"]
+           "model_error_labels", "model_reward_loss"]

@@ -14,8 +14,8 @@ With ``enabled=False`` or ``candidates=1`` the rollout is MAMBA's imagination, s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import NamedTuple
+from dataclasses import dataclass, fields, replace
+from typing import ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -103,8 +103,20 @@ class SyntheticBatch:
     step_error: Tensor
     accumulated_error: Tensor
 
+    #: Fields with one row per start state (``[M, ...]``); the others are per-step planner statistics ``[k]``.
+    PER_START: ClassVar[tuple[str, ...]] = ("features", "actions", "logp", "logits", "action_mask", "reward",
+                                            "discount", "values")
+
     def to(self, device: torch.device | str) -> SyntheticBatch:
         return SyntheticBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    def split(self, parts: int) -> list[SyntheticBatch]:
+        """``parts`` equal shards along M (one per learner); the planner statistics are shared."""
+        num_starts = self.actions.shape[0]
+        if num_starts % parts:
+            raise ValueError(f"cannot split {num_starts} imagined rollouts into {parts} equal shards")
+        chunks = {name: getattr(self, name).chunk(parts) for name in self.PER_START}
+        return [replace(self, **{name: chunks[name][i] for name in self.PER_START}) for i in range(parts)]
 
     def as_flat(self) -> dict[str, Tensor]:
         """Per-sample tensors with ``[M, k]`` merged: ``[M*k, N, ...]`` (joint samples for PPO minibatches)."""

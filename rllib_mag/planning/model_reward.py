@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -73,14 +72,3 @@ def model_reward_loss(model_reward: ModelRewardPredictor, output: WorldModelOutp
     """``smooth_l1(R_m(sg(prior features)), labels)`` with inputs and labels from the same pass ``output``."""
     labels = model_error_labels(output, terms, reconstruction_reduction)
     return F.smooth_l1_loss(model_reward(output.prior.features().detach()), labels)
-
-
-def train_model_reward_step(model_reward: ModelRewardPredictor, optimizer: torch.optim.Optimizer,
-                            output: WorldModelOutput, terms: Sequence[str] = PAPER_TERMS,
-                            reconstruction_reduction: str = "mean") -> float:
-    """One R_m gradient step (Algorithm 1 line 5; no grad clipping, as the reference). Returns the loss."""
-    loss = model_reward_loss(model_reward, output, terms, reconstruction_reduction)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.item()

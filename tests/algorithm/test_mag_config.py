@@ -61,7 +61,10 @@ def test_dict_round_trip_keeps_mag_keys():
     ({"num_model_rollout_actors": -1}, r"num_model_rollout_actors=-1 is invalid"),
     ({"world_model_train_steps": 2.5}, r"world_model_train_steps=2.5 is invalid: must be an int"),
     ({"world_model_overrides": {"hiden": 8}}, r"world_model_overrides=.* is invalid: unknown WorldModelConfig keys"),
-    ({"num_learners": 2}, r"num_learners=2 is not supported"),
+    ({"num_learners": 3}, r"batch_size_B=40 is invalid with num_learners=3: must be a multiple of num_learners"),
+    ({"num_learners": 2, "imagination_starts_M": 721},
+     r"imagination_starts_M=721 is invalid with num_learners=2: must be a multiple"),
+    ({"num_learners": 2, "ppo_minibatch_size": 2001}, r"ppo_minibatch_size=2001 is invalid with num_learners=2"),
     ({"mag_planing_horizon": 3}, r"unknown MAGConfig key 'mag_planing_horizon'"),
     ({"planing_horizon_H": 3}, r"unknown MAGConfig key 'planing_horizon_H'; did you mean 'planning_horizon_H'"),
 ])

@@ -69,9 +69,8 @@ def test_cli_trains_reports_metrics_checkpoints_and_restores(tmp_path):
         assert isinstance(value, (int, float)) and math.isfinite(value), (key, value)
     assert 0.0 <= last["env_runners"]["win_rate"] <= 1.0
     assert last["mag"]["num_synthetic_transitions_lifetime"] == 2 * TINY["imagination_starts_M"] * K
-    # The accumulated model error grows along the rollout (a sum of positive predicted errors).
-    accumulated = [last["planning"][f"accumulated_error_step_{s:02d}"] for s in range(1, K + 1)]
-    assert accumulated == sorted(accumulated)
+    # The by-step curve ends at the reported total (R_m is a linear head, so early steps may be negative).
+    assert last["planning"][f"accumulated_error_step_{K:02d}"] == pytest.approx(last["planning"]["accumulated_error"])
     assert list(trial_dir.glob("events.out.tfevents.*"))
 
     (checkpoint,) = sorted(trial_dir.glob("checkpoint_*"))
@@ -123,6 +122,37 @@ def test_rollout_actors_mamba_mode_replacement_and_policy_export(ray_local, tmp_
     assert actions.shape == (3,)
     assert all(obs["action_mask"][i, a] == 1 for i, a in enumerate(actions))
     env.step(actions)
+
+
+def learner_weights(algo) -> list[dict[str, torch.Tensor]]:
+    return [result.get() for result in algo.learner_group.foreach_learner(
+        lambda learner: {k: v.detach().cpu() for k, v in learner.networks.state_dict().items()})]
+
+
+def test_two_data_parallel_learners_train_in_step_and_checkpoint(ray_local, tmp_path):
+    """Each learner trains on its shard; averaged gradients keep both on the same weights, which change."""
+    algo = tiny_config(num_learners=2, num_cpus_per_learner=1).build()
+    try:
+        ranks = [r.get() for r in algo.learner_group.foreach_learner(lambda learner: learner.data_parallel.rank)]
+        assert sorted(ranks) == [0, 1]
+        initial = learner_weights(algo)
+        result = algo.train()
+        assert result["mag"]["num_learner_updates_lifetime"] >= 1
+        assert math.isfinite(result["world_model"]["model_loss"]) and math.isfinite(result["policy"]["actor_loss"])
+        trained = learner_weights(algo)
+        for name, value in trained[0].items():
+            assert torch.equal(value, trained[1][name]), name
+        assert any(not torch.equal(value, initial[0][name]) for name, value in trained[0].items()
+                   if name.startswith(("world_model.", "model_reward.", "actor.", "critic.")))
+        path = algo.save_to_path(str(tmp_path / "checkpoint"))
+    finally:
+        algo.stop()
+    restored = MAG.from_checkpoint(path)
+    try:
+        for name, value in learner_weights(restored)[0].items():
+            assert torch.equal(value, trained[0][name]), name
+    finally:
+        restored.stop()
 
 
 def test_tune_runs_two_trials(ray_local, tmp_path):

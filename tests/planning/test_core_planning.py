@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from rllib_mag.models import Actor, AttentionCritic, RSSMState, WorldModel, from_preset
 from rllib_mag.models.layers import eval_mode
 from rllib_mag.models.synthetic import random_sequence_batch
+from rllib_mag.learning.world_model_trainer import train_model_reward_step
 from rllib_mag.planning import (PAPER_TERMS, REFERENCE_TERMS, ModelRewardPredictor, PlanningConfig, imagine,
-                                model_error_labels, train_model_reward_step)
+                                model_error_labels)
 from rllib_mag.planning.imagination import act, plan_step, select_candidates
 
 D, A, N, M = 6, 4, 3, 10
