@@ -154,6 +154,22 @@ def build_experiments(path: str, stop: dict | None = None, config: dict | None =
     return experiments
 
 
+def check_local_resources(experiments: dict[str, dict[str, Any]], available: dict[str, float]) -> None:
+    """A local Ray instance never grows: fail now when one trial needs more CPUs or GPUs than it has (Tune would
+    otherwise wait for them forever). Trials with a search space or explicit `resources_per_trial` are skipped."""
+    for name, spec in experiments.items():
+        if "resources_per_trial" in spec or _has_search_space(spec["config"]):
+            continue
+        needed = spec["run"].default_resource_request(spec["config"]).required_resources
+        for resource in ("CPU", "GPU"):
+            if needed.get(resource, 0) > available.get(resource, 0):
+                raise CLIError(f"experiment '{name}': one trial needs {needed[resource]:g} {resource} (env runners, "
+                               f"learners, rollout actors and the driver), but this local Ray instance has "
+                               f"{available.get(resource, 0):g}; lower the num_{resource.lower()}s_per_* or "
+                               f"num_* settings, pass --num-{resource.lower()}s, or use --ray-address for a "
+                               "cluster")
+
+
 def _json_arg(text: str) -> dict:
     try:
         value = json.loads(text)
@@ -195,6 +211,8 @@ def train_file(args: argparse.Namespace) -> int:
     ray.init(address=args.ray_address, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
              include_dashboard=False, log_to_driver=args.verbose > 0)
     try:
+        if not args.ray_address:
+            check_local_resources(experiments, ray.cluster_resources())
         trials = tune.run_experiments(
             [tune.Experiment(name=name, **spec) for name, spec in experiments.items()],
             verbose=min(1 + args.verbose, 3), raise_on_failed_trial=False,

@@ -10,7 +10,7 @@ import pytest
 from ray.rllib.algorithms.ppo import PPO
 
 from rllib_mag import MaskedPPO
-from rllib_mag.cli import CLIError, build_experiments, main, resolve_algorithm
+from rllib_mag.cli import CLIError, build_experiments, check_local_resources, main, resolve_algorithm
 
 REPO = Path(__file__).resolve().parents[1]
 PPO_YAML = REPO / "tuned_examples" / "ppo_smax_2s3z.yaml"
@@ -100,3 +100,15 @@ def test_bad_config_values_fail_before_ray_starts(tmp_path):
     # Tune search spaces are resolved per trial, so they are validated there.
     path = write_yaml(tmp_path, "exp: {run: MAG, env: smax_team, config: {planning_horizon_H: {grid_search: [0, 1]}}}")
     assert build_experiments(path)["exp"]["config"]["planning_horizon_H"] == {"grid_search": [0, 1]}
+
+
+def test_trials_that_cannot_fit_the_local_ray_instance_fail_fast():
+    mag_yaml = str(REPO / "tuned_examples" / "mag_smax_2s3z.yaml")
+    fits = build_experiments(mag_yaml)  # driver + 1 rollout actor = 2 CPUs
+    check_local_resources(fits, {"CPU": 2.0})
+    gpu = build_experiments(mag_yaml, config={"num_gpus_per_rollout_actor": 1})
+    with pytest.raises(CLIError, match=r"one trial needs 1 GPU .* this local Ray instance has 0; .*--num-gpus"):
+        check_local_resources(gpu, {"CPU": 2.0})
+    learners = build_experiments(mag_yaml, config={"num_learners": 2})
+    with pytest.raises(CLIError, match=r"one trial needs 4 CPU .* has 2;"):
+        check_local_resources(learners, {"CPU": 2.0})

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import ray
+import torch
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, TIMERS
@@ -34,6 +35,20 @@ from rllib_mag.planning.imagination import SyntheticBatch
 
 #: Env steps each env copy takes per `sample()` call (a call returns chunks; D_e takes whole episodes).
 SAMPLE_STEPS_PER_ENV = 25
+
+
+def _check_gpus_exist(config: MAGConfig) -> None:
+    """Fail before any actor starts when the config asks for GPUs and the Ray cluster has none: the actors
+    would otherwise wait for them forever (a Tune trial starts only once its GPU bundles are placed)."""
+    asked = {key: getattr(config, key) for key in ("num_gpus_per_learner", "num_gpus_per_rollout_actor",
+                                                    "num_gpus_per_env_runner") if getattr(config, key) > 0}
+    if not asked:
+        return
+    gpus = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else torch.cuda.device_count()
+    if gpus == 0:
+        settings = ", ".join(f"{key}={value}" for key, value in asked.items())
+        raise ValueError(f"{settings} asks for GPUs, but the Ray cluster has none (ray.cluster_resources() shows no "
+                         "'GPU'); set these to 0 to train on CPU, or start Ray on a machine with a GPU")
 
 
 class MAG(Algorithm):
@@ -56,6 +71,7 @@ class MAG(Algorithm):
         return PlacementGroupFactory(bundles=factory.bundles + rollout_bundles, strategy=config.placement_strategy)
 
     def setup(self, config: MAGConfig) -> None:
+        _check_gpus_exist(config)
         super().setup(config)
         observation_space = self.env_runner_group.get_spaces()[DEFAULT_MODULE_ID][0]
         spaces = TeamSpaces.from_space(observation_space)

@@ -155,6 +155,12 @@ def test_two_data_parallel_learners_train_in_step_and_checkpoint(ray_local, tmp_
         restored.stop()
 
 
+@pytest.mark.parametrize("key", ["num_gpus_per_learner", "num_gpus_per_rollout_actor"])
+def test_gpu_settings_fail_fast_on_a_cluster_without_gpus(ray_local, key):
+    with pytest.raises(ValueError, match=rf"{key}=1 asks for GPUs, but the Ray cluster has none"):
+        tiny_config(**{key: 1, "num_learners": 1}).build()
+
+
 def test_tune_runs_two_trials(ray_local, tmp_path):
     config = tiny_config(planning_horizon_H=tune.grid_search([1, 2]))
     tuner = tune.Tuner(MAG, param_space=config,
