@@ -7,7 +7,8 @@ One `training_step`:
 2. per learner update (one per collected episode, or `training_ratio` per env step):
    the learner trains the world model (line 4) and R_m (line 5) on D_e sequences; then, `policy_rounds` times,
    the model-rollout actors imagine k-step trajectories with random-shooting MPC from D_e start states
-   (lines 6-15) into D_m, and the learner runs PPO on D_m (lines 16-18);
+   (lines 6-15) into D_m, and the learner runs PPO on D_m (lines 16-18). With `num_learners > 1` every batch
+   is cut into one shard per learner and the learners average their gradients (data parallel);
 3. the acting weights go back to the env runners.
 """
 
