@@ -104,11 +104,12 @@ def test_bad_config_values_fail_before_ray_starts(tmp_path):
 
 def test_trials_that_cannot_fit_the_local_ray_instance_fail_fast():
     mag_yaml = str(REPO / "tuned_examples" / "mag_smax_2s3z.yaml")
-    fits = build_experiments(mag_yaml)  # driver + 1 rollout actor = 2 CPUs
+    fits = build_experiments(mag_yaml)  # the driver + 2 rollout actors of half a CPU = 2 CPUs
     check_local_resources(fits, {"CPU": 2.0})
-    gpu = build_experiments(mag_yaml, config={"num_gpus_per_rollout_actor": 1})
+    one_actor = {"num_model_rollout_actors": 1, "num_cpus_per_rollout_actor": 1}
+    gpu = build_experiments(mag_yaml, config={**one_actor, "num_gpus_per_rollout_actor": 1})
     with pytest.raises(CLIError, match=r"one trial needs 1 GPU .* this local Ray instance has 0; .*--num-gpus"):
         check_local_resources(gpu, {"CPU": 2.0})
-    learners = build_experiments(mag_yaml, config={"num_learners": 2})
+    learners = build_experiments(mag_yaml, config={**one_actor, "num_learners": 2})  # 1 + 2 + 1 CPUs
     with pytest.raises(CLIError, match=r"one trial needs 4 CPU .* has 2;"):
         check_local_resources(learners, {"CPU": 2.0})
