@@ -97,8 +97,9 @@ class MAG(Algorithm):
                 chunks = self._sample_chunks()  # line 3
             sample_time += time.perf_counter() - start
             warm = len(self.real_buffer) >= warmup_rows  # warm-up data earns no learner updates
-            env_steps += sum(len(chunk) for chunk in chunks)
-            warm_env_steps += sum(len(chunk) for chunk in chunks) * warm
+            chunk_steps = sum(len(chunk) for chunk in chunks)
+            env_steps += chunk_steps
+            warm_env_steps += chunk_steps * warm
             for episode in filter(None, map(self.episode_assembler.add, chunks)):
                 self.real_buffer.add_episode(episode["observations"], episode["actions"], episode["rewards"],
                                              episode["terminated"])

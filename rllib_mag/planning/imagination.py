@@ -220,13 +220,13 @@ def imagine(world_model: WorldModel, actor: Actor, critic: AttentionCritic,
             torch.inference_mode():
         dtype = next(world_model.parameters()).dtype
         state = start_state.map(lambda x: x.to(dtype))
-        feats[:, 0] = state.features()
+        features = feats[:, 0] = state.features()  # `features` keeps the networks' dtype; `feats` is float32
         for t in range(k):
-            actions[:, t], logits_out[:, t], masks[:, t] = act(world_model, actor, state.features(), cfg, generator)
+            actions[:, t], logits_out[:, t], masks[:, t] = act(world_model, actor, features, cfg, generator)
             onehot = F.one_hot(actions[:, t], n_actions).to(dtype)
             step = plan_step(world_model, actor, model_reward, state, onehot, cfg, generator)
             state = step.next_state
-            feats[:, t + 1] = state.features()
+            features = feats[:, t + 1] = state.features()
             if step.scores is not None:
                 chosen[t] = step.scores.gather(0, step.choice[None]).mean()
                 mean_candidate[t] = step.scores.mean()

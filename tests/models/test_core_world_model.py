@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -122,7 +121,7 @@ def test_world_model_overfits_fixed_dataset():
     data = random_sequence_batch(10, 4, 2, 8, 4, structured=True)
     model = WorldModel(from_preset("small", dropout=0.0), 8, 4)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    start, first = time.perf_counter(), model.loss(data).total.item()
+    first = model.loss(data).total.item()
     for _ in range(150):
         loss = model.loss(data).total
         opt.zero_grad()
@@ -130,7 +129,6 @@ def test_world_model_overfits_fixed_dataset():
         opt.step()
     final = model.loss(data).total.item()
     assert final < first / 4, (first, final)
-    assert time.perf_counter() - start < 20
 
 
 def test_actor_masks_and_critic_mixes_agents(cfg):
