@@ -3,8 +3,8 @@
 Defaults follow `shared/reference/reference_code.md` §4 (MAG's `DreamerLearnerConfig` plus MAMBA's
 `optimal/starcraft`): model lr 5e-4, 60 world-model and 60 R_m steps per update, 40 x 20 sequences,
 M = 720 imagination starts, k = 15, H = 6, L = 4, 4 rounds of (imagination + 5 PPO epochs, minibatch 2000).
-Builder groups in RLlib's style: `.world_model()`, `.model_reward()`, `.planning()`, `.rollout_actors()`
-and `.training()` for the policy and the schedule.
+Builder groups in RLlib's style: `.world_model()`, `.model_reward()`, `.planning()`, `.model_error_evaluation()`,
+`.rollout_actors()` and `.training()` for the policy and the schedule.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from rllib_mag.metrics import WinRateCallback
 from rllib_mag.models.config import LOSS_TERMS, PRESETS
-from rllib_mag.planning.model_reward import PAPER_TERMS
+from rllib_mag.planning.model_reward import LABEL_MODES, PAPER_TERMS
 
 MODES = ("mag", "mamba")
 DTYPES = ("float32", "bfloat16")
@@ -28,7 +28,8 @@ _INT_MINIMUMS: dict[str, int] = {
     "world_model_train_steps": 1, "batch_size_B": 1, "batch_length_T": 3, "replay_capacity": 2, "warmup_steps": 0,
     "model_reward_train_steps": 0, "planning_horizon_H": 1, "planning_candidates_L": 1, "rollout_length_k": 2,
     "imagination_starts_M": 1, "num_model_rollout_actors": 0, "synthetic_capacity": 1, "policy_rounds": 1,
-    "ppo_epochs": 1, "ppo_minibatch_size": 1, "episodes_per_iteration": 1,
+    "ppo_epochs": 1, "ppo_minibatch_size": 1, "episodes_per_iteration": 1, "model_reward_label_candidates": 1,
+    "model_error_eval_interval": 0, "model_error_eval_starts": 1,
 }
 _POSITIVE_FLOATS = ("world_model_lr", "model_reward_lr", "actor_lr", "critic_lr", "model_grad_clip",
                     "policy_grad_clip", "clip_param")
@@ -63,6 +64,8 @@ class MAGConfig(AlgorithmConfig):
         self.model_reward_lr = 5e-4
         self.model_reward_train_steps = 60
         self.model_error_terms: tuple[str, ...] = PAPER_TERMS
+        self.model_reward_label = "candidate"
+        self.model_reward_label_candidates = 1
         # Planning to predict (lines 6-15).
         self.mode = "mag"
         self.rollout_length_k = 15
@@ -72,6 +75,9 @@ class MAGConfig(AlgorithmConfig):
         self.planning_selection = "per_start"
         self.planning_discount = 1.0
         self.planning_dtype = "float32"
+        # Ground-truth model error against the simulator (SMAX only), every `model_error_eval_interval` iterations.
+        self.model_error_eval_interval = 0
+        self.model_error_eval_starts = 32
         # Model-rollout actors and D_m.
         self.num_model_rollout_actors = 1
         self.num_cpus_per_rollout_actor = 1.0
@@ -121,9 +127,17 @@ class MAGConfig(AlgorithmConfig):
                          warmup_steps=warmup_steps)
 
     def model_reward(self, *, lr: float = NotProvided, train_steps: int = NotProvided,
-                     error_terms: tuple[str, ...] = NotProvided) -> "MAGConfig":
-        """R_m: learning rate, steps per update, and which per-step loss terms make its label."""
-        return self._set(model_reward_lr=lr, model_reward_train_steps=train_steps, model_error_terms=error_terms)
+                     error_terms: tuple[str, ...] = NotProvided, label: str = NotProvided,
+                     label_candidates: int = NotProvided) -> "MAGConfig":
+        """R_m: learning rate, steps per update, and its label.
+
+        `label="candidate"` (default, the paper): R_m sees a latent sampled from the prior at a real row's `h_t`
+        and learns that candidate's own error against the real data (`label_candidates` samples per row), so it
+        can rank the planner's candidates. `"posterior"` is the released code's label (the posterior's losses,
+        which do not depend on the sample R_m sees). `error_terms`: which errors are summed into the label.
+        """
+        return self._set(model_reward_lr=lr, model_reward_train_steps=train_steps, model_error_terms=error_terms,
+                         model_reward_label=label, model_reward_label_candidates=label_candidates)
 
     def planning(self, *, mode: str = NotProvided, rollout_length_k: int = NotProvided,
                  planning_horizon_H: int = NotProvided, planning_candidates_L: int = NotProvided,
@@ -137,6 +151,15 @@ class MAGConfig(AlgorithmConfig):
         return self._set(mode=mode, rollout_length_k=rollout_length_k, planning_horizon_H=planning_horizon_H,
                          planning_candidates_L=planning_candidates_L, imagination_starts_M=imagination_starts_M,
                          planning_selection=selection, planning_discount=discount, planning_dtype=dtype)
+
+    def model_error_evaluation(self, *, interval: int = NotProvided, starts: int = NotProvided) -> "MAGConfig":
+        """Measure the true model error against the simulator every `interval` iterations (0 = off): from
+        `starts` kept SMAX states, imagine k steps in the config's mode, replay the actions in SMAX and log
+        `model_error/true_step_NN` (accumulated true error), `model_error/rm_step_NN` (R_m's estimate) and
+        `model_error/rm_spearman` (R_m's ranking of candidates vs their true errors). SMAX (`smax_team`) only:
+        SC2 and PettingZoo cannot restore a state.
+        """
+        return self._set(model_error_eval_interval=interval, model_error_eval_starts=starts)
 
     def rollout_actors(self, *, num_model_rollout_actors: int = NotProvided,
                        num_cpus_per_rollout_actor: float = NotProvided,
@@ -204,6 +227,7 @@ class MAGConfig(AlgorithmConfig):
         if self.entropy_coeff < 0:
             self._value_error(f"MAGConfig.entropy_coeff={self.entropy_coeff!r} is invalid: must be >= 0")
         for name, options in (("mode", MODES), ("planning_selection", SELECTIONS), ("planning_dtype", DTYPES),
+                              ("model_reward_label", LABEL_MODES),
                               ("world_model_preset", tuple(PRESETS))):
             if getattr(self, name) not in options:
                 self._value_error(f"MAGConfig.{name}={getattr(self, name)!r} is invalid: must be one of {options}")
@@ -236,6 +260,14 @@ class MAGConfig(AlgorithmConfig):
             from_preset(**self.world_model_settings())
         except ValueError as err:
             self._value_error(f"MAGConfig.world_model_overrides={self.world_model_overrides!r} is invalid: {err}")
+        if self.model_error_eval_interval > 0:
+            from rllib_mag.algorithm.model_error_monitor import RESTORABLE_ENVS
+
+            if self.env not in RESTORABLE_ENVS:
+                self._value_error(f"MAGConfig.model_error_eval_interval={self.model_error_eval_interval} is invalid "
+                                  f"with env {self.env!r}: the true model error replays imagined actions from kept "
+                                  f"simulator states, which only {RESTORABLE_ENVS} can restore (StarCraft II and "
+                                  "PettingZoo cannot); set model_error_eval_interval=0")
         if self.env in ("smac", "smac_team"):
             self._check_starcraft()
 

@@ -25,6 +25,7 @@ from rllib_mag.learning.data_parallel import DataParallel
 from rllib_mag.learning.ppo import PPOConfig, make_optimizers, ppo_update
 from rllib_mag.learning.world_model_trainer import WorldModelTrainer
 from rllib_mag.planning.imagination import SyntheticBatch
+from rllib_mag.planning.model_reward import ModelRewardLabel
 
 
 def mean_metrics(metrics: list[dict[str, float]]) -> dict[str, float]:
@@ -43,8 +44,9 @@ class MAGTorchLearner(TorchLearner):
         config = config or self.config
         module = self.module[module_id].unwrapped()
         self.data_parallel = DataParallel() if self.distributed else None
-        self.model_trainer = WorldModelTrainer(module.world_model, module.model_reward, config.model_error_terms,
-                                               data_parallel=self.data_parallel)
+        label = ModelRewardLabel(config.model_reward_label, tuple(config.model_error_terms),
+                                 candidates=config.model_reward_label_candidates)
+        self.model_trainer = WorldModelTrainer(module.world_model, module.model_reward, label, self.data_parallel)
         self.ppo_config = PPOConfig(
             epochs=config.ppo_epochs, minibatch_size=config.ppo_minibatch_size, clip=config.clip_param,
             entropy_coef=config.entropy_coeff, entropy_annealing=config.entropy_annealing,

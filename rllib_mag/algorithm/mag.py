@@ -9,7 +9,9 @@ One `training_step`:
    the model-rollout actors imagine k-step trajectories with random-shooting MPC from D_e start states
    (lines 6-15) into D_m, and the learner runs PPO on D_m (lines 16-18). With `num_learners > 1` every batch
    is cut into one shard per learner and the learners average their gradients (data parallel);
-3. the acting weights go back to the env runners.
+3. every `model_error_eval_interval` iterations (SMAX), the true model error of imagination is measured against
+   the simulator (`model_error/*`);
+4. the acting weights go back to the env runners.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from rllib_mag.algorithm.catalog import TeamSpaces
 from rllib_mag.algorithm.config import MAGConfig
 from rllib_mag.algorithm.learner import mean_metrics
 from rllib_mag.algorithm.replay import EpisodeAssembler, SequenceReplayBuffer, SyntheticReplayBuffer
-from rllib_mag.algorithm.rollout_actor import RolloutActorPool
+from rllib_mag.algorithm.model_error_monitor import ModelErrorMonitor
+from rllib_mag.algorithm.rollout_actor import RolloutActorPool, planning_config
 from rllib_mag.planning.imagination import SyntheticBatch
 
 #: Env steps each env copy takes per `sample()` call (a call returns chunks; D_e takes whole episodes).
@@ -82,6 +85,8 @@ class MAG(Algorithm):
         self.episode_assembler = EpisodeAssembler()
         self.rng = np.random.default_rng(config.seed)
         self.rollout_pool = RolloutActorPool(config, observation_space)
+        self.model_error_monitor = (ModelErrorMonitor(config, observation_space, planning_config(config))
+                                    if config.model_error_eval_interval > 0 else None)
         self.update_credit = 0.0  # learner updates owed but not yet run (`training_ratio`)
         self.num_learner_updates = 0
         self.num_synthetic_transitions = 0
@@ -110,6 +115,10 @@ class MAG(Algorithm):
         while self.update_credit >= 1.0:
             self.update_credit -= 1.0
             self._learner_update()
+        if self.model_error_monitor is not None and (self.iteration + 1) % config.model_error_eval_interval == 0:
+            with self._phase("model_error_eval"):
+                weights = next(w for w in self._on_learners("rollout_weights") if w is not None)
+                self.metrics.log_dict(self.model_error_monitor.evaluate(weights), key="model_error", window=1)
         with self._phase("sync_weights"):
             self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)
         self.metrics.log_dict({"real_buffer_rows": len(self.real_buffer),

@@ -41,7 +41,7 @@ class StarCraftBackend(Protocol):
 
     def reset(self) -> tuple[np.ndarray, np.ndarray]: ...
 
-    def step(self, actions: Sequence[int]) -> tuple[float, bool, dict[str, Any]]: ...
+    def step(self, actions: Sequence[int], check_mask: bool = True) -> tuple[float, bool, dict[str, Any]]: ...
 
     def get_obs(self) -> np.ndarray: ...
 
@@ -56,6 +56,16 @@ class StarCraftBackend(Protocol):
     def seed(self, seed: int | None = None) -> int | None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class RestorableBackend(Protocol):
+    """A backend whose simulator state can be kept and returned to (SMAX; SC2 cannot): ``restore(snapshot())``
+    makes the same actions replay the same future."""
+
+    def snapshot(self) -> Any: ...
+
+    def restore(self, snapshot: Any) -> None: ...
 
 
 class BackendBase(abc.ABC):
@@ -117,12 +127,17 @@ class BackendBase(abc.ABC):
         self.battle_won = False
         return self._get_obs(), self._get_state()
 
-    def step(self, actions: Sequence[int]) -> tuple[float, bool, dict[str, Any]]:
-        """Apply one joint action; returns SMAC's ``(reward, terminated, info)``."""
+    def step(self, actions: Sequence[int], check_mask: bool = True) -> tuple[float, bool, dict[str, Any]]:
+        """Apply one joint action; returns SMAC's ``(reward, terminated, info)``.
+
+        ``check_mask=False`` passes actions the mask forbids to the simulator, which handles them its own way (SMAX:
+        no effect on the dynamics); used to replay imagined actions. Out-of-range actions always raise.
+        """
         self._require_ready("step")
         if not self._running:
             raise RuntimeError(f"{type(self).__name__}.step() after the episode ended; call reset() first")
-        checked = check_actions(actions, self._get_avail_actions(), self.agent_ids)
+        avail = self._get_avail_actions()
+        checked = check_actions(actions, avail if check_mask else np.ones_like(avail), self.agent_ids)
         reward, terminated, info = self._step(checked)
         if terminated:
             self._running = False

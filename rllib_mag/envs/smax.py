@@ -70,6 +70,17 @@ UNSUPPORTED_MAPS: dict[str, str] = {
 }
 
 
+class SMAXSnapshot(NamedTuple):
+    """Everything that decides a :class:`SMAXBackend`'s future: the PRNG key, the SMAX state, the host view of the
+    last step and the episode flags. JAX arrays are immutable, so a snapshot shares them without copying."""
+
+    key: Any
+    state: Any
+    out: Any
+    running: bool
+    battle_won: bool
+
+
 class SMAXOptions(NamedTuple):
     """Everything that changes the compiled program (the compile-cache key)."""
 
@@ -297,6 +308,18 @@ class SMAXBackend(BackendBase):
 
     def _get_alive(self) -> np.ndarray:
         return self._out.alive
+
+    def snapshot(self) -> SMAXSnapshot:
+        """The current simulator state; :meth:`restore` returns to it, so the same actions replay the same future
+        (used to measure a world model's true error, :mod:`rllib_mag.analysis.model_error`)."""
+        self._require_ready("snapshot")
+        return SMAXSnapshot(self._key, self._state, self._out, self._running, self.battle_won)
+
+    def restore(self, snapshot: SMAXSnapshot) -> None:
+        """Return to a state taken by :meth:`snapshot` (of a backend on the same map)."""
+        self._require_open("restore")
+        self._key, self._state, self._out, self._running, self.battle_won = snapshot
+        self._has_reset = True
 
     @property
     def jax_state(self) -> Any:

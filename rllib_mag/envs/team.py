@@ -94,13 +94,14 @@ class TeamView:
         self.backend.reset()
         return self.observe()
 
-    def step(self, actions: Any) -> tuple[TeamObs, float, bool, bool, dict[str, Any]]:
-        """Apply a joint action; ``info`` gets ``battle_won`` on the final step."""
+    def step(self, actions: Any, check_mask: bool = True) -> tuple[TeamObs, float, bool, bool, dict[str, Any]]:
+        """Apply a joint action; ``info`` gets ``battle_won`` on the final step. ``check_mask=False`` hands actions
+        the mask forbids to the simulator as they are (see ``BackendBase.step``)."""
         n_invalid = 0
-        if self.invalid_actions == "replace":
+        if self.invalid_actions == "replace" and check_mask:
             actions, valid = replace_invalid_actions(actions, np.asarray(self.backend.get_avail_actions()))
             n_invalid = int((~valid).sum())
-        reward, done, info = self.backend.step(actions)
+        reward, done, info = self.backend.step(actions, check_mask)
         terminated, truncated = episode_end(done, info)
         info = dict(info)
         if n_invalid:

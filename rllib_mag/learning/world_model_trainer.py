@@ -3,23 +3,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor
 
 from rllib_mag.learning.data_parallel import DataParallel, average_gradients
 from rllib_mag.models.layers import eval_mode
-from rllib_mag.models.world_model import WorldModel, WorldModelOutput
-from rllib_mag.planning.model_reward import PAPER_TERMS, ModelRewardPredictor, model_reward_loss
+from rllib_mag.models.world_model import WorldModel
+from rllib_mag.planning.model_reward import (ModelRewardLabel, ModelRewardPredictor, model_reward_loss,
+                                             model_reward_pairs)
 
 
-def train_model_reward_step(model_reward: ModelRewardPredictor, optimizer: torch.optim.Optimizer,
-                            output: WorldModelOutput, terms: Sequence[str] = PAPER_TERMS,
-                            reconstruction_reduction: str = "mean",
-                            data_parallel: DataParallel | None = None) -> float:
-    """One R_m gradient step (Algorithm 1 line 5; no grad clipping, as the reference). Returns the loss."""
-    loss = model_reward_loss(model_reward, output, terms, reconstruction_reduction)
+def train_model_reward_step(model_reward: ModelRewardPredictor, optimizer: torch.optim.Optimizer, inputs: Tensor,
+                            labels: Tensor, data_parallel: DataParallel | None = None) -> float:
+    """One R_m gradient step on ``(inputs, labels)`` (Algorithm 1 line 5; no grad clipping, as the reference).
+    Returns the loss."""
+    loss = model_reward_loss(model_reward, inputs, labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     average_gradients(model_reward.parameters(), data_parallel)
@@ -30,16 +28,15 @@ def train_model_reward_step(model_reward: ModelRewardPredictor, optimizer: torch
 class WorldModelTrainer:
     """Owns the world-model and R_m Adam optimisers (``cfg.model_lr`` / ``cfg.model_reward_lr``).
 
-    With ``data_parallel`` every learner passes its shard of each batch and the gradients are averaged over the
-    learners before clipping and the step.
+    ``label`` says how R_m's training pairs are built (``ModelRewardLabel``; default: the error of the sampled
+    candidate R_m sees). With ``data_parallel`` every learner passes its shard of each batch and the gradients
+    are averaged over the learners before clipping and the step.
     """
 
     def __init__(self, world_model: WorldModel, model_reward: ModelRewardPredictor,
-                 label_terms: Sequence[str] = PAPER_TERMS, reconstruction_reduction: str = "mean",
-                 data_parallel: DataParallel | None = None) -> None:
+                 label: ModelRewardLabel = ModelRewardLabel(), data_parallel: DataParallel | None = None) -> None:
         cfg = world_model.cfg
-        self.world_model, self.model_reward = world_model, model_reward
-        self.label_terms, self.reconstruction_reduction = tuple(label_terms), reconstruction_reduction
+        self.world_model, self.model_reward, self.label = world_model, model_reward, label
         self.data_parallel = data_parallel
         self.model_opt = torch.optim.Adam(world_model.parameters(), lr=cfg.model_lr)
         self.model_reward_opt = torch.optim.Adam(model_reward.parameters(), lr=cfg.model_reward_lr)
@@ -58,10 +55,10 @@ class WorldModelTrainer:
         return metrics
 
     def model_reward_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        """One R_m step (line 5): a no-grad, eval-mode world-model pass on ``batch`` gives both R_m's inputs (prior
-        features) and its labels (per-step losses), then ``smooth_l1`` regression."""
+        """One R_m step (line 5): a no-grad, eval-mode world-model pass on ``batch`` gives R_m's inputs and labels
+        (``model_reward_pairs``: by default prior-sampled candidates and each one's own error), then
+        ``smooth_l1`` regression."""
         with eval_mode(self.world_model), torch.no_grad():
-            output = self.world_model.loss(batch)
-        loss = train_model_reward_step(self.model_reward, self.model_reward_opt, output, self.label_terms,
-                                       self.reconstruction_reduction, self.data_parallel)
-        return {"model_reward_loss": loss}
+            inputs, labels = model_reward_pairs(self.world_model, self.world_model.loss(batch), self.label)
+        loss = train_model_reward_step(self.model_reward, self.model_reward_opt, inputs, labels, self.data_parallel)
+        return {"model_reward_loss": loss, "model_reward_label_mean": labels.mean().item()}

@@ -31,6 +31,10 @@ from rllib_mag.models.config import LOSS_TERMS, WorldModelConfig
 from rllib_mag.models.layers import AgentAttention, init_weights, mlp, sample_one_hot
 
 
+#: Loss terms computed by the heads on the features (every term but the latent KL).
+HEAD_TERMS: tuple[str, ...] = tuple(term for term in LOSS_TERMS if term != "kl")
+
+
 def _categorical_kl(post_logits: Tensor, prior_logits: Tensor) -> Tensor:
     """``KL(q || p)`` per categorical ``[..., C]``."""
     return kl_divergence(Categorical(logits=post_logits), Categorical(logits=prior_logits))
@@ -60,6 +64,25 @@ class RSSMState:
         return RSSMState(torch.stack([s.stoch for s in states], dim), torch.stack([s.deter for s in states], dim))
 
 
+@dataclass(frozen=True)
+class LossTargets:
+    """What the heads are scored against, per step and agent (built once by ``WorldModel.loss``).
+
+    Attributes:
+        obs: observations ``o_t`` ``[T, B, N, D]``.
+        reward: the team reward on arrival at ``o_t``, per agent ``[T, B, N]``.
+        continues: ``1 - is_terminal`` per agent ``[T, B, N]``.
+        action_mask: availability masks ``[T, B, N, A]``.
+        prev_action: index of the agent's own previous action ``a_{t-1}`` ``[T, B, N]`` (MI target).
+    """
+
+    obs: Tensor
+    reward: Tensor
+    continues: Tensor
+    action_mask: Tensor
+    prev_action: Tensor
+
+
 @dataclass
 class WorldModelOutput:
     """Result of ``WorldModel.loss``.
@@ -67,10 +90,11 @@ class WorldModelOutput:
     Attributes:
         total: scalar loss (weighted sum of ``terms``).
         terms: scalar loss per term (masked mean of ``per_step``).
-        per_step: per-step, per-agent losses ``[T, B, N]`` (zero where masked); R_m labels are built from them.
+        per_step: per-step, per-agent losses ``[T, B, N]`` (zero where masked).
         masks: ``[T, B, N]`` 0/1 weights used for each term.
         posterior: posterior states ``[T, B, N, ...]`` (the filtered states; imagination start states).
-        prior: prior states of the same pass (``h_t`` with a prior sample of ``z_t``): R_m's inputs.
+        posterior_logits, prior_logits: ``[T, B, N, C, K]`` logits of ``q(z_t | h_t, o_t)`` and ``p(z_t | h_t)``.
+        targets: the heads' targets (``head_errors`` scores other features against them, e.g. R_m's candidates).
         obs_dim: observation size and
         reconstruction_reduction: how ``per_step["reconstruction"]`` reduces obs dims (``"sum"``/``"mean"``).
     """
@@ -80,9 +104,17 @@ class WorldModelOutput:
     per_step: dict[str, Tensor]
     masks: dict[str, Tensor]
     posterior: RSSMState
-    prior: RSSMState
+    posterior_logits: Tensor
+    prior_logits: Tensor
+    targets: LossTargets
     obs_dim: int
     reconstruction_reduction: str
+
+    def prior_sample(self, generator: torch.Generator | None = None) -> RSSMState:
+        """``(z_t ~ p(z_t | h_t), h_t)``: a latent drawn from the prior at the posterior's ``h_t`` (no gradient),
+        as imagination draws its candidates."""
+        logits = self.prior_logits.detach()
+        return RSSMState(sample_one_hot(logits.softmax(-1), generator), self.posterior.deter)
 
 
 class Decoder(nn.Module):
@@ -174,11 +206,6 @@ class WorldModel(nn.Module):
         action ``[..., N, A]``, then sample ``z_t ~ q(z_t | h_t, o_t)``. ``obs [..., N, D]``."""
         return self._observe(prev_state, prev_action_onehot, self.encoder(obs), is_first, generator)[0]
 
-    @staticmethod
-    def features(state: RSSMState) -> Tensor:
-        """``concat(z flat, h)`` -> ``[..., N, F]``."""
-        return state.features()
-
     # ----------------------------------------------------------------- heads
     def reward(self, features: Tensor) -> Tensor:
         """Per-agent prediction ``[..., N]`` of the team reward."""
@@ -219,9 +246,7 @@ class WorldModel(nn.Module):
             post_logits.append(logits)
         posterior, post_logits_t = RSSMState.stack(posts), torch.stack(post_logits)
         prior_logits = self.prior_logits(posterior.deter)
-        prior = RSSMState(self.sample_latent(prior_logits.detach()), posterior.deter)
 
-        features = posterior.features()
         ones = torch.ones(n_steps, batch_size, n_agents, dtype=obs.dtype, device=obs.device)
         not_first = (1.0 - is_first)[..., None] * ones
         prev_valid = torch.cat([torch.zeros_like(ones[:1]), 1.0 - batch["is_last"].to(obs.dtype)[:-1, ..., None]
@@ -234,25 +259,42 @@ class WorldModel(nn.Module):
             "av_action": ones,
             "mi": prev_valid,
         }
-
-        obs_pred, dec_hidden = self.decoder(features)
-        recon = F.huber_loss(obs_pred, obs, reduction="none")
-        team_reward = batch["reward"].to(obs.dtype)[..., None].expand_as(ones)
+        targets = LossTargets(obs=obs, reward=batch["reward"].to(obs.dtype)[..., None].expand_as(ones),
+                              continues=(1.0 - batch["is_terminal"].to(obs.dtype))[..., None].expand_as(ones),
+                              action_mask=batch["action_mask"].to(obs.dtype), prev_action=prev_action.argmax(-1))
         kl_post = _categorical_kl(post_logits_t, prior_logits.detach())
         kl_prior = _categorical_kl(post_logits_t.detach(), prior_logits)
         reduce_kl = torch.mean if cfg.kl_reduction == "mean" else torch.sum
-        per_step = {
-            "kl": reduce_kl(cfg.kl_balance * kl_prior + (1.0 - cfg.kl_balance) * kl_post, dim=-1),
-            "reconstruction": recon.sum(-1) if cfg.reconstruction_reduction == "sum" else recon.mean(-1),
-            "reward": F.huber_loss(self.reward(features), team_reward, reduction="none"),
-            "continue": -self.continue_dist(features).log_prob(1.0 - batch["is_terminal"].to(obs.dtype)[..., None]
-                                                               .expand_as(ones)),
-            "av_action": -self.av_action_dist(features).log_prob(batch["action_mask"].to(obs.dtype)),
-            "mi": F.cross_entropy(self.mi_head(dec_hidden).flatten(0, -2), prev_action.argmax(-1).flatten(),
-                                  reduction="none").view_as(ones),
-        }
+        per_step = {"kl": reduce_kl(cfg.kl_balance * kl_prior + (1.0 - cfg.kl_balance) * kl_post, dim=-1),
+                    **self.head_errors(posterior.features(), targets)}
         per_step = {k: v * masks[k] for k, v in per_step.items()}
         terms = {k: per_step[k].sum() / masks[k].sum().clamp_min(1.0) for k in LOSS_TERMS}
         total = sum(cfg.loss_scales[k] * terms[k] for k in LOSS_TERMS)
-        return WorldModelOutput(total, terms, per_step, masks, posterior, prior, self.obs_dim,
-                                cfg.reconstruction_reduction)
+        return WorldModelOutput(total, terms, per_step, masks, posterior, post_logits_t, prior_logits, targets,
+                                self.obs_dim, cfg.reconstruction_reduction)
+
+    def head_errors(self, features: Tensor, targets: LossTargets,
+                    terms: Sequence[str] = HEAD_TERMS) -> dict[str, Tensor]:
+        """Per-step, per-agent errors of the heads named in ``terms`` on ``features [..., T, B, N, F]`` against
+        ``targets`` (unmasked; leading dims, e.g. R_m's candidates, broadcast): Huber reconstruction over obs dims
+        (sum or mean), Huber reward, continue and av-action NLLs, MI cross-entropy of the previous action."""
+        errors: dict[str, Tensor] = {}
+        if "reconstruction" in terms or "mi" in terms:
+            obs_pred, dec_hidden = self.decoder(features)
+        if "reconstruction" in terms:
+            recon = F.huber_loss(obs_pred, targets.obs.expand_as(obs_pred), reduction="none")
+            errors["reconstruction"] = recon.sum(-1) if self.cfg.reconstruction_reduction == "sum" else recon.mean(-1)
+        if "reward" in terms:
+            errors["reward"] = F.huber_loss(self.reward(features), targets.reward.expand(features.shape[:-1]),
+                                            reduction="none")
+        if "continue" in terms:
+            errors["continue"] = -self.continue_dist(features).log_prob(targets.continues.expand(features.shape[:-1]))
+        if "av_action" in terms:
+            mask = targets.action_mask.expand(*features.shape[:-1], self.n_actions)
+            errors["av_action"] = -self.av_action_dist(features).log_prob(mask)
+        if "mi" in terms:
+            mi_logits = self.mi_head(dec_hidden)
+            prev_action = targets.prev_action.expand(mi_logits.shape[:-1])
+            errors["mi"] = F.cross_entropy(mi_logits.flatten(0, -2), prev_action.flatten(),
+                                           reduction="none").view_as(prev_action)
+        return errors

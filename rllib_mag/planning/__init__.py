@@ -1,8 +1,10 @@
 """MAG's model-error predictor R_m and the random-shooting planner used in imagination."""
 
 from rllib_mag.planning.imagination import PlanningConfig, SyntheticBatch, imagine
-from rllib_mag.planning.model_reward import (PAPER_TERMS, REFERENCE_TERMS, ModelRewardPredictor, model_error_labels,
-                                             model_reward_loss)
+from rllib_mag.planning.model_reward import (LABEL_MODES, PAPER_TERMS, REFERENCE_TERMS, ModelRewardLabel,
+                                             ModelRewardPredictor, candidate_errors, model_error_labels,
+                                             model_reward_loss, model_reward_pairs)
 
-__all__ = ["PAPER_TERMS", "REFERENCE_TERMS", "ModelRewardPredictor", "PlanningConfig", "SyntheticBatch", "imagine",
-           "model_error_labels", "model_reward_loss"]
+__all__ = ["LABEL_MODES", "PAPER_TERMS", "REFERENCE_TERMS", "ModelRewardLabel", "ModelRewardPredictor",
+           "PlanningConfig", "SyntheticBatch", "candidate_errors", "imagine", "model_error_labels",
+           "model_reward_loss", "model_reward_pairs"]

@@ -14,12 +14,14 @@ With ``enabled=False`` or ``candidates=1`` the rollout is MAMBA's imagination, s
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from typing import ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from rllib_mag.models.actor_critic import Actor, AttentionCritic
 from rllib_mag.models.layers import eval_mode, sample_categorical
@@ -194,17 +196,51 @@ def plan_step(world_model: WorldModel, actor: Actor, model_reward: ModelRewardPr
     return PlanStep(RSSMState(kept, deter), candidates, scores, choice)
 
 
+class ImaginedStep(NamedTuple):
+    """One imagined step ``t``: features of ``s_t`` (networks' dtype), the action taken there (line 9) with its masked
+    logits and imagined availability mask, and the planner's prediction of ``s_{t+1}`` (``PlanStep``)."""
+
+    features: Tensor
+    action: Tensor
+    logits: Tensor
+    mask: Tensor
+    plan: PlanStep
+
+
+@contextmanager
+def planning_mode(*networks: nn.Module | None) -> Iterator[None]:
+    """Every network in eval mode (no dropout: all candidates share ``h_{t+1}``) under ``torch.inference_mode``."""
+    with eval_mode(*(m for m in networks if m is not None)), torch.inference_mode():
+        yield
+
+
+def imagination_steps(world_model: WorldModel, actor: Actor, model_reward: ModelRewardPredictor | None,
+                      start_state: RSSMState, cfg: PlanningConfig,
+                      generator: torch.Generator | None = None) -> Iterator[ImaginedStep]:
+    """Algorithm 1 lines 8-14 from ``start_state [M, N, ...]``, one ``ImaginedStep`` per step; call it under
+    ``planning_mode``. The networks compute in the dtype of the world model's parameters."""
+    if model_reward is None and cfg.n_candidates > 1:
+        raise ValueError("planning with candidates > 1 needs a model_reward (R_m) network")
+    dtype = next(world_model.parameters()).dtype
+    state = start_state.map(lambda x: x.to(dtype))
+    for _ in range(cfg.rollout_length):
+        features = state.features()
+        action, logits, mask = act(world_model, actor, features, cfg, generator)
+        step = plan_step(world_model, actor, model_reward, state,
+                         F.one_hot(action, world_model.n_actions).to(dtype), cfg, generator)
+        yield ImaginedStep(features, action, logits, mask, step)
+        state = step.next_state
+
+
 def imagine(world_model: WorldModel, actor: Actor, critic: AttentionCritic,
             model_reward: ModelRewardPredictor | None, start_state: RSSMState, cfg: PlanningConfig,
             generator: torch.Generator | None = None) -> SyntheticBatch:
-    """Algorithm 1 lines 6-15 from ``start_state [M, N, ...]`` under ``torch.inference_mode`` with every network
-    in eval mode (no dropout: all candidates share ``h_{t+1}``). Outputs are ordinary float32 tensors without grad.
+    """Algorithm 1 lines 6-15 from ``start_state [M, N, ...]`` under ``planning_mode``. Outputs are ordinary
+    float32 tensors without grad.
 
     The networks compute in the dtype of the world model's parameters: cast them to ``torch.bfloat16`` for
     about 2-3x faster planning on CPUs and GPUs with bf16 matrix units (sampling and scores stay float32).
     """
-    if model_reward is None and cfg.n_candidates > 1:
-        raise ValueError("planning with candidates > 1 needs a model_reward (R_m) network")
     n_starts, n_agents = start_state.deter.shape[:2]
     k, n_actions, device = cfg.rollout_length, world_model.n_actions, start_state.deter.device
     nan = torch.full((k,), float("nan"), device=device)
@@ -216,20 +252,15 @@ def imagine(world_model: WorldModel, actor: Actor, critic: AttentionCritic,
         reward, discount = torch.empty(n_starts, k, device=device), torch.empty(n_starts, k, device=device)
         values = torch.empty(n_starts, k + 1, n_agents, device=device)
         chosen, mean_candidate, step_error = nan.clone(), nan.clone(), nan.clone()
-    with eval_mode(*(m for m in (world_model, actor, critic, model_reward) if m is not None)), \
-            torch.inference_mode():
+    with planning_mode(world_model, actor, critic, model_reward):
+        steps = imagination_steps(world_model, actor, model_reward, start_state, cfg, generator)
+        for t, step in enumerate(steps):
+            feats[:, t], actions[:, t], logits_out[:, t], masks[:, t] = step[:4]
+            feats[:, t + 1] = step.plan.next_state.features()
+            if step.plan.scores is not None:
+                chosen[t] = step.plan.scores.gather(0, step.plan.choice[None]).mean()
+                mean_candidate[t] = step.plan.scores.mean()
         dtype = next(world_model.parameters()).dtype
-        state = start_state.map(lambda x: x.to(dtype))
-        features = feats[:, 0] = state.features()  # `features` keeps the networks' dtype; `feats` is float32
-        for t in range(k):
-            actions[:, t], logits_out[:, t], masks[:, t] = act(world_model, actor, features, cfg, generator)
-            onehot = F.one_hot(actions[:, t], n_actions).to(dtype)
-            step = plan_step(world_model, actor, model_reward, state, onehot, cfg, generator)
-            state = step.next_state
-            features = feats[:, t + 1] = state.features()
-            if step.scores is not None:
-                chosen[t] = step.scores.gather(0, step.choice[None]).mean()
-                mean_candidate[t] = step.scores.mean()
         next_feats = feats[:, 1:].to(dtype)
         reward.copy_(world_model.reward(next_feats).mean(-1))
         discount.copy_(world_model.continue_dist(next_feats).probs.mean(-1))

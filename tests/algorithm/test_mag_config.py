@@ -58,6 +58,12 @@ def test_dict_round_trip_keeps_mag_keys():
     ({"gamma": 1.5}, r"gamma=1.5 is invalid: must be in \(0, 1\]"),
     ({"model_error_terms": ("kl", "typo")}, r"model_error_terms=.* is invalid: a non-empty subset of"),
     ({"training_ratio": -1.0}, r"training_ratio=-1.0 is invalid: must be > 0 or None"),
+    ({"model_reward_label": "prior"}, r"model_reward_label='prior' is invalid: must be one of \('candidate', "
+                                      r"'posterior'\)"),
+    ({"model_reward_label_candidates": 0}, r"model_reward_label_candidates=0 is invalid: must be an int >= 1"),
+    ({"model_error_eval_interval": -1}, r"model_error_eval_interval=-1 is invalid: must be an int >= 0"),
+    ({"model_error_eval_interval": 2, "model_error_eval_starts": 0},
+     r"model_error_eval_starts=0 is invalid: must be an int >= 1"),
     ({"num_model_rollout_actors": -1}, r"num_model_rollout_actors=-1 is invalid"),
     ({"world_model_train_steps": 2.5}, r"world_model_train_steps=2.5 is invalid: must be an int"),
     ({"world_model_overrides": {"hiden": 8}}, r"world_model_overrides=.* is invalid: unknown WorldModelConfig keys"),
@@ -124,3 +130,13 @@ def test_planning_dtype_is_validated():
     assert valid_config().planning(dtype="bfloat16").planning_dtype == "bfloat16"
     with pytest.raises(ValueError, match=r"planning_dtype='float16' is invalid: must be one of \('float32', 'bfloat16'\)"):
         valid_config().planning(dtype="float16").validate()
+
+
+@pytest.mark.parametrize("env", ["pettingzoo_team", "smac_team"])
+def test_true_model_error_needs_a_restorable_simulator(env):
+    config = valid_config().environment(env).model_error_evaluation(interval=5)
+    with pytest.raises(ValueError, match=rf"model_error_eval_interval=5 is invalid with env '{env}': the true model "
+                                         r"error replays imagined actions from kept simulator states, which only "
+                                         r"\('smax_team',\) can restore"):
+        config.validate()
+    config.model_error_evaluation(interval=0).environment("smax_team").validate()

@@ -94,7 +94,8 @@ def test_cli_trains_reports_metrics_checkpoints_and_restores(tmp_path):
 
 
 def test_rollout_actors_mamba_mode_replacement_and_policy_export(ray_local, tmp_path):
-    algo = tiny_config(num_model_rollout_actors=2, mode="mamba").build()
+    algo = tiny_config(num_model_rollout_actors=2, mode="mamba", model_error_eval_interval=2,
+                       model_error_eval_starts=6).build()
     try:
         assert [loc["device"] for loc in algo.rollout_pool.locations()] == ["cpu", "cpu"]
         first = algo.train()
@@ -107,6 +108,14 @@ def test_rollout_actors_mamba_mode_replacement_and_policy_export(ray_local, tmp_
         second = algo.train()
         assert second["mag"]["num_rollout_actor_restarts"] == 1
         assert second["mag"]["num_learner_updates_lifetime"] > first["mag"]["num_learner_updates_lifetime"]
+
+        # true model error against SMAX every 2nd iteration: accumulated over the k imagined steps
+        assert "model_error" not in first and "model_error" in second
+        true_error = [second["model_error"][f"true_step_{t:02d}"] for t in range(1, K + 1)]
+        assert all(math.isfinite(e) for e in true_error) and true_error[0] > 0
+        assert np.all(np.diff(true_error) >= 0)
+        assert -1.0 <= second["model_error"]["rm_spearman"] <= 1.0
+        assert second["timers"]["model_error_eval"] > 0
 
         path = algo.export_policy(tmp_path / "policy")
     finally:

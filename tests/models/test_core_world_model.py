@@ -56,7 +56,8 @@ def test_loss_shapes(model, batch, cfg):
         assert out.per_step[name].shape == (T, B, N) and torch.isfinite(out.per_step[name]).all()
         assert out.terms[name].dim() == 0
     assert out.posterior.stoch.shape == (T, B, N, cfg.n_categoricals, cfg.n_classes)
-    assert out.posterior.deter.shape == out.prior.deter.shape == (T, B, N, cfg.deter)
+    assert out.posterior.deter.shape == (T, B, N, cfg.deter)
+    assert out.posterior_logits.shape == out.prior_logits.shape == (T, B, N, cfg.n_categoricals, cfg.n_classes)
     assert out.posterior.features().shape == (T, B, N, cfg.feature_dim)
     torch.testing.assert_close(out.posterior.stoch.sum(-1), torch.ones(T, B, N, cfg.n_categoricals))
 

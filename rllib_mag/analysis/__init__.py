@@ -1,0 +1,1 @@
+"""Measurements of the trained components against the simulator (torch core + SMAX, no Ray)."""
