@@ -33,7 +33,6 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
 import json
-import math
 import multiprocessing
 import time
 from dataclasses import replace

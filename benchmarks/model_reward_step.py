@@ -50,7 +50,7 @@ def main() -> None:
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     labels = {"posterior": ModelRewardLabel("posterior"), "candidate x1 (default)": ModelRewardLabel(candidates=1),
               "candidate x4": ModelRewardLabel(candidates=4)}
-    print(f"| preset | B | world-model step (ms) | " + " | ".join(f"R_m step, {name} (ms)" for name in labels) + " |")
+    print("| preset | B | world-model step (ms) | " + " | ".join(f"R_m step, {name} (ms)" for name in labels) + " |")
     print("|---|---|---|" + "---|" * len(labels))
     for preset in args.presets:
         torch.manual_seed(0)

@@ -17,9 +17,10 @@ states. SMAX is a pure-function simulator whose state can be kept and stepped ag
 Conventions: a start stops counting once its replayed episode has ended (the step that ends it counts, unless no
 agent is left alive to observe); an imagined action the mask forbids (attacking an enemy out of range: imagined
 masks are samples of the av head) goes to SMAX as it is, which lets it have no effect on the dynamics (counted in
-``invalid_action_rate``). Per-step means are over the starts still counting; the
-accumulated error at step t is the sum of the per-step means up to t; 95% intervals are percentile bootstraps over
-start states, paired across modes for the MAMBA - MAG difference.
+``invalid_action_rate``). Per-step means are over the starts still counting; the accumulated error at step t is
+the sum of the per-step means up to t; 95% intervals are percentile bootstraps over start states, paired across
+modes for the MAMBA - MAG difference. ``oracle_selection`` bounds what the planner's choice can buy: it picks
+candidates by their true one-step error.
 """
 
 from __future__ import annotations
