@@ -12,6 +12,7 @@ them hold the same weights after every step.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
 from rllib_mag.algorithm.catalog import ROLLOUT_NETWORKS
 from rllib_mag.learning.data_parallel import DataParallel
-from rllib_mag.learning.ppo import PPOConfig, make_optimizers, ppo_update
+from rllib_mag.learning.ppo import PPOConfig, behaviour_log_probs, make_optimizers, ppo_update
 from rllib_mag.learning.world_model_trainer import WorldModelTrainer
 from rllib_mag.planning.imagination import SyntheticBatch
 from rllib_mag.planning.model_reward import ModelRewardLabel
@@ -84,11 +85,14 @@ class MAGTorchLearner(TorchLearner):
 
     def train_policy(self, shards: list[Any]) -> dict[str, float]:
         """PPO epochs on D_m (lines 16-18), one `SyntheticBatch` shard per learner; the entropy bonus anneals
-        across calls."""
-        synthetic: SyntheticBatch = self._own_shard(shards)
+        across calls. With bfloat16 planning the old log-probs are recomputed by this learner's float32 actor,
+        so PPO starts on-policy (the bf16 ones differ by up to 8x on single samples)."""
+        synthetic: SyntheticBatch = self._own_shard(shards).to(self._device)
+        if self.config.planning_dtype != "float32":  # bf16 rollouts: old log-probs in the learner's precision
+            synthetic = replace(synthetic, logp=behaviour_log_probs(self.networks.actor, synthetic))
         metrics = ppo_update(self.networks.actor, self.networks.critic,
                              self.get_optimizer(DEFAULT_MODULE_ID, "actor"),
-                             self.get_optimizer(DEFAULT_MODULE_ID, "critic"), synthetic.to(self._device),
+                             self.get_optimizer(DEFAULT_MODULE_ID, "critic"), synthetic,
                              self.ppo_config, entropy_coef=self.entropy_coef, data_parallel=self.data_parallel)
         self.entropy_coef = metrics["entropy_coef"]
         return metrics

@@ -30,6 +30,15 @@ def planning_config(config: Any) -> PlanningConfig:
                           enabled=config.mode == "mag", score_discount=config.planning_discount)
 
 
+def draw_rows(num_rows: int, count: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` row indices in `[0, num_rows)`, uniformly: distinct when `num_rows >= count` (no start state is
+    imagined twice), otherwise every row once and the rest drawn with replacement."""
+    if num_rows >= count:
+        return torch.randperm(num_rows, generator=generator)[:count]
+    extra = torch.randint(num_rows, (count - num_rows,), generator=generator)
+    return torch.cat([torch.randperm(num_rows, generator=generator), extra])
+
+
 class ModelRollout:
     """Holds CPU/GPU copies of the world model, actor, critic and R_m and imagines synthetic data."""
 
@@ -55,16 +64,16 @@ class ModelRollout:
     @torch.inference_mode()
     def start_states(self, real_batch: dict[str, np.ndarray], num_starts: int,
                      generator: torch.Generator) -> RSSMState:
-        """Posterior states of real sequences (Algorithm 1 line 7), `num_starts` of them drawn uniformly.
+        """Posterior states of real sequences (Algorithm 1 line 7), `num_starts` of them drawn uniformly, without
+        replacement when there are enough rows (`draw_rows`); only the filter runs, not the world-model loss.
 
         Terminal and truncated rows (`is_last`: no action was taken there) are never start states.
         """
         batch = {key: torch.as_tensor(value, device=self.device) for key, value in real_batch.items()}
         batch = {key: value.to(self.dtype) if value.is_floating_point() else value for key, value in batch.items()}
-        posterior = self.world_model.loss(batch).posterior.map(lambda x: x.flatten(0, 1))
+        posterior = self.world_model.filter(batch)[0].map(lambda x: x.flatten(0, 1))
         candidates = torch.nonzero(batch["is_last"].flatten() == 0).squeeze(-1)
-        pick = torch.randint(len(candidates), (num_starts,), generator=generator, device="cpu")
-        index = candidates[pick.to(candidates.device)]
+        index = candidates[draw_rows(len(candidates), num_starts, generator).to(candidates.device)]
         return posterior.map(lambda x: x[index].clone())
 
     def rollout(self, weights: dict[str, dict[str, torch.Tensor]], real_batch: dict[str, np.ndarray],

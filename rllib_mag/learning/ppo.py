@@ -63,6 +63,14 @@ def clipped_surrogate_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor,
     return -torch.min(ratio * advantages, ratio.clamp(1.0 - clip, 1.0 + clip) * advantages).mean(), ratio
 
 
+def behaviour_log_probs(actor: Actor, batch: SyntheticBatch) -> Tensor:
+    """``log pi(a_t | s_t)`` ``[M, k, N]`` of the stored actions under ``actor`` with the stored masks, in the actor's
+    precision and as ``ppo_update`` computes them: PPO's old log-probs when imagination ran in another precision
+    (bfloat16 planning), so that the first step's ratio is 1."""
+    with torch.no_grad():
+        return Categorical(logits=actor.masked_logits(batch.features, batch.action_mask)).log_prob(batch.actions)
+
+
 def normalize_advantages(advantages: Tensor, data_parallel: DataParallel | None = None) -> Tensor:
     """``(A - mean) / (std + 1e-4)`` with the mean and (unbiased) std over all learners' samples."""
     flat = advantages.double().flatten()  # float64: the sum-of-squares form loses no precision
@@ -97,7 +105,8 @@ def ppo_update(actor: Actor, critic: AttentionCritic, actor_opt: torch.optim.Opt
     With ``data_parallel`` each learner passes an equal shard of the batch and takes minibatches of
     ``cfg.minibatch_size / world_size``; advantages are normalised over all shards and gradients averaged, so the
     learners take the steps one learner would take on the whole batch.
-    Returns the mean of each metric over minibatches.
+    Returns the mean of each metric over minibatches, and ``initial_ratio_deviation``: mean ``|rho - 1|`` of the
+    first minibatch (0 when ``batch.logp`` is the actor's own, see ``behaviour_log_probs``).
     """
     coef = cfg.entropy_coef if entropy_coef is None else entropy_coef
     with torch.no_grad():
@@ -110,7 +119,7 @@ def ppo_update(actor: Actor, critic: AttentionCritic, actor_opt: torch.optim.Opt
     n_samples = flat["features"].shape[0]
     minibatch_size = cfg.minibatch_size // (data_parallel.world_size if data_parallel is not None else 1)
     sums = dict.fromkeys(("actor_loss", "critic_loss", "entropy", "clip_fraction", "approx_kl"), 0.0)
-    n_minibatches = 0
+    n_minibatches, initial_ratio_deviation = 0, 0.0
     for _ in range(cfg.epochs):
         order = torch.randperm(n_samples, generator=generator).to(flat["features"].device)
         for idx in order.split(minibatch_size):
@@ -118,6 +127,8 @@ def ppo_update(actor: Actor, critic: AttentionCritic, actor_opt: torch.optim.Opt
             dist = Categorical(logits=actor.masked_logits(mb["features"], mb["action_mask"]))
             logp = dist.log_prob(mb["actions"])
             policy_loss, ratio = clipped_surrogate_loss(logp, mb["logp"], mb["advantages"], cfg.clip)
+            if n_minibatches == 0:  # before any update: how far the behaviour log-probs are from the actor's
+                initial_ratio_deviation = (ratio.detach() - 1.0).abs().mean().item()
             entropy = dist.entropy().mean()
             _clipped_step(policy_loss - coef * entropy, actor, actor_opt, cfg.grad_clip, data_parallel)
             critic_loss = 0.5 * (mb["returns"] - critic(mb["features"])).pow(2).mean()
@@ -131,5 +142,6 @@ def ppo_update(actor: Actor, critic: AttentionCritic, actor_opt: torch.optim.Opt
                 sums["approx_kl"] += ((ratio - 1.0) - (logp - mb["logp"])).mean().item()
             n_minibatches += 1
     metrics = {k: v / n_minibatches for k, v in sums.items()}
-    metrics.update(entropy_coef=coef, n_minibatches=float(n_minibatches))
+    metrics.update(entropy_coef=coef, n_minibatches=float(n_minibatches),
+                   initial_ratio_deviation=initial_ratio_deviation)
     return metrics

@@ -220,6 +220,26 @@ class WorldModel(nn.Module):
         return Independent(Bernoulli(logits=self.av_action_head(features), validate_args=False), 1,
                            validate_args=False)
 
+    # ----------------------------------------------------------------- filtering real sequences
+    def _previous_actions(self, batch: dict[str, Tensor]) -> Tensor:
+        """One-hot ``a_{t-1}`` per row ``[T, B, N, A]`` (zero in the first row; ``_observe`` zeroes it at resets)."""
+        action = F.one_hot(batch["action"].long(), self.n_actions).to(batch["obs"].dtype)
+        return torch.cat([torch.zeros_like(action[:1]), action[:-1]])
+
+    def filter(self, batch: dict[str, Tensor]) -> tuple[RSSMState, Tensor]:
+        """The posterior filter over a contracts.md section 3 batch from the zero state: posterior states
+        ``[T, B, N, ...]`` and their logits ``[T, B, N, C, K]``, without the heads and losses of ``loss``
+        (imagination start states need only this)."""
+        obs, is_first = batch["obs"], batch["is_first"].to(batch["obs"].dtype)
+        prev_action, embed = self._previous_actions(batch), self.encoder(obs)
+        state = self.initial_state(obs.shape[1:3])
+        posts, post_logits = [], []
+        for t in range(obs.shape[0]):
+            state, logits = self._observe(state, prev_action[t], embed[t], is_first[t], None)
+            posts.append(state)
+            post_logits.append(logits)
+        return RSSMState.stack(posts), torch.stack(post_logits)
+
     # ----------------------------------------------------------------- training loss
     def loss(self, batch: dict[str, Tensor]) -> WorldModelOutput:
         """One-step prediction loss of Algorithm 1 line 4 on a contracts.md section 3 batch.
@@ -234,17 +254,8 @@ class WorldModel(nn.Module):
         cfg = self.cfg
         obs, is_first = batch["obs"], batch["is_first"].to(batch["obs"].dtype)
         n_steps, batch_size, n_agents = obs.shape[:3]
-        action = F.one_hot(batch["action"].long(), self.n_actions).to(obs.dtype)
-        prev_action = torch.cat([torch.zeros_like(action[:1]), action[:-1]])
-        embed = self.encoder(obs)
-
-        state = self.initial_state((batch_size, n_agents))
-        posts, post_logits = [], []
-        for t in range(n_steps):
-            state, logits = self._observe(state, prev_action[t], embed[t], is_first[t], None)
-            posts.append(state)
-            post_logits.append(logits)
-        posterior, post_logits_t = RSSMState.stack(posts), torch.stack(post_logits)
+        prev_action = self._previous_actions(batch)
+        posterior, post_logits_t = self.filter(batch)
         prior_logits = self.prior_logits(posterior.deter)
 
         ones = torch.ones(n_steps, batch_size, n_agents, dtype=obs.dtype, device=obs.device)

@@ -219,6 +219,7 @@ def test_two_node_cluster_places_work_on_both_nodes():
                            planning_dtype="bfloat16").build()
         result = algo.train()
         assert result["mag"]["num_learner_updates_lifetime"] >= 1
+        assert result["policy"]["initial_ratio_deviation"] < 1e-5  # bf16 rollouts, float32 old log-probs
         runner_nodes = algo.env_runner_group.foreach_env_runner(
             lambda runner: ray.get_runtime_context().get_node_id(), local_env_runner=False)
         rollout_nodes = [loc["node_id"] for loc in algo.rollout_pool.locations()]
@@ -292,3 +293,13 @@ def test_model_rollout_loads_learner_weights_and_returns_float32(dtype):
     assert next(rollout.world_model.parameters()).dtype == getattr(torch, dtype)
     assert synthetic.features.shape == (10, 3, 3, 128) and synthetic.values.dtype == torch.float32
     assert torch.isfinite(synthetic.values).all() and torch.isfinite(synthetic.chosen_error).all()
+
+
+def test_start_rows_are_distinct_when_there_are_enough():
+    from rllib_mag.algorithm.rollout_actor import draw_rows
+
+    g = torch.Generator().manual_seed(0)
+    rows = draw_rows(900, 720, g)
+    assert rows.shape == (720,) and len(set(rows.tolist())) == 720 and 0 <= rows.min() and rows.max() < 900
+    few = draw_rows(5, 12, g)
+    assert few.shape == (12,) and set(few.tolist()) == set(range(5))  # every row, then repeats

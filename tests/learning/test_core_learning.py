@@ -92,3 +92,33 @@ def test_world_model_trainer_steps():
     assert last["model_loss"] < first["model_loss"]
     rm_losses = [trainer.model_reward_step(data)["model_reward_loss"] for _ in range(30)]
     assert rm_losses[-1] < rm_losses[0] and wm.training
+
+
+def test_bfloat16_rollouts_start_ppo_on_policy_once_log_probs_are_recomputed():
+    """bf16 planning: the stored log-probs are the bf16 actor's, off the float32 learner's; `behaviour_log_probs`
+    puts PPO's first ratio back at 1."""
+    import copy
+    import dataclasses
+
+    from rllib_mag.learning.ppo import behaviour_log_probs
+
+    torch.manual_seed(0)
+    cfg = from_preset("small")
+    nets = [WorldModel(cfg, D, A), Actor(cfg, A), AttentionCritic(cfg), ModelRewardPredictor(cfg)]
+    with torch.no_grad():
+        start = nets[0].loss(random_sequence_batch(6, 4, N, D, A)).posterior.map(lambda x: x.flatten(0, 1))
+    half = [copy.deepcopy(net).to(torch.bfloat16) for net in nets]
+    batch = imagine(*half, start, PlanningConfig(rollout_length=5, horizon=2, candidates=2),
+                    torch.Generator().manual_seed(0))
+    actor, critic = nets[1], nets[2]
+    ppo = PPOConfig(minibatch_size=40, epochs=1)
+
+    def first_ratio_deviation(data):
+        learner_actor, learner_critic = copy.deepcopy(actor), copy.deepcopy(critic)
+        opts = make_optimizers(learner_actor, learner_critic, ppo)
+        return ppo_update(learner_actor, learner_critic, *opts, data, ppo,
+                          torch.Generator().manual_seed(0))["initial_ratio_deviation"]
+
+    assert first_ratio_deviation(batch) > 1e-3
+    recomputed = dataclasses.replace(batch, logp=behaviour_log_probs(actor, batch))
+    assert first_ratio_deviation(recomputed) < 1e-6

@@ -158,3 +158,14 @@ def test_core_imports_no_ray():
             "sys.modules['rllib_mag'] = pkg; import rllib_mag.models, rllib_mag.planning, rllib_mag.learning; "
             "bad = [m for m in sys.modules if m == 'ray' or m.startswith('ray.')]; assert not bad, bad[:5]")
     subprocess.run([sys.executable, "-c", code, package_dir], check=True)
+
+
+def test_filter_is_the_posterior_pass_of_the_loss(model, batch):
+    """`filter` (imagination start states) gives the loss's posterior states and logits, draw for draw."""
+    with torch.inference_mode():
+        torch.manual_seed(3)
+        out = model.loss(batch)
+        torch.manual_seed(3)
+        posterior, logits = model.filter(batch)
+    assert torch.equal(posterior.stoch, out.posterior.stoch) and torch.equal(posterior.deter, out.posterior.deter)
+    assert torch.equal(logits, out.posterior_logits)
