@@ -25,13 +25,14 @@ candidates by their true one-step error.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import rankdata
+from scipy.stats import ConstantInputWarning, pearsonr, rankdata
 from torch import Tensor
 
 from rllib_mag.envs.base import RestorableBackend
@@ -303,12 +304,10 @@ def oracle_selection(view: TeamView, networks: Networks, starts: StartStates, pl
 
 def _row_spearman(x: np.ndarray, y: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Spearman correlation of each row of ``x`` and ``y`` ``[M, L]``; NaN for invalid or constant rows."""
-    rx, ry = rankdata(x, axis=1), rankdata(y, axis=1)
-    rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
-    denominator = np.sqrt((rx ** 2).sum(1) * (ry ** 2).sum(1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = (rx * ry).sum(1) / denominator
-    return np.where(valid & (denominator > 0), rho, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConstantInputWarning)  # constant rows: NaN, as documented
+        rho = pearsonr(rankdata(x, axis=1), rankdata(y, axis=1), axis=1).statistic
+    return np.where(valid, rho, np.nan)
 
 
 def accumulated(errors: np.ndarray, active: np.ndarray, index: np.ndarray | None = None) -> np.ndarray:

@@ -256,10 +256,10 @@ def imagine(world_model: WorldModel, actor: Actor, critic: AttentionCritic,
         steps = imagination_steps(world_model, actor, model_reward, start_state, cfg, generator)
         for t, step in enumerate(steps):
             feats[:, t], actions[:, t], logits_out[:, t], masks[:, t] = step[:4]
-            feats[:, t + 1] = step.plan.next_state.features()
             if step.plan.scores is not None:
                 chosen[t] = step.plan.scores.gather(0, step.plan.choice[None]).mean()
                 mean_candidate[t] = step.plan.scores.mean()
+        feats[:, k] = step.plan.next_state.features()  # s_k: the next step would build it first
         dtype = next(world_model.parameters()).dtype
         next_feats = feats[:, 1:].to(dtype)
         reward.copy_(world_model.reward(next_feats).mean(-1))

@@ -117,17 +117,18 @@ def model_error_labels(output: WorldModelOutput, terms: Sequence[str] = PAPER_TE
 
 
 def candidate_errors(world_model: WorldModel, output: WorldModelOutput, stoch: Tensor,
-                     terms: Sequence[str] = LOSS_TERMS) -> dict[str, Tensor]:
-    """Errors ``[..., T, B, N]`` named in ``terms`` of candidate latents ``stoch [..., T, B, N, C, K]`` at the
-    posterior's ``h_t``: the heads on ``[z, h_t]`` against the real targets, and the latent term
-    ``-log q(z | h_t, o_t)`` (``"kl"``); masked as the world-model loss masks each term."""
+                     terms: Sequence[str] = LOSS_TERMS) -> tuple[Tensor, dict[str, Tensor]]:
+    """Candidate latents ``stoch [..., T, B, N, C, K]`` at the posterior's ``h_t``: their features
+    ``[z, h_t]`` ``[..., T, B, N, F]`` and their errors ``[..., T, B, N]`` named in ``terms``: the heads on the
+    features against the real targets, and the latent term ``-log q(z | h_t, o_t)`` (``"kl"``); masked as the
+    world-model loss masks each term."""
     deter = output.posterior.deter.expand(*stoch.shape[:-2], output.posterior.deter.shape[-1])
     features = torch.cat([stoch.flatten(-2), deter], -1)
     errors = world_model.head_errors(features, output.targets, terms)
     if "kl" in terms:
         neg_log_q = -(stoch * output.posterior_logits.log_softmax(-1)).sum(-1)  # [..., T, B, N, C]
         errors["kl"] = neg_log_q.mean(-1) if world_model.cfg.kl_reduction == "mean" else neg_log_q.sum(-1)
-    return {name: value * output.masks[name] for name, value in errors.items()}
+    return features, {name: value * output.masks[name] for name, value in errors.items()}
 
 
 def model_reward_pairs(world_model: WorldModel, output: WorldModelOutput, label: ModelRewardLabel,
@@ -146,8 +147,7 @@ def model_reward_pairs(world_model: WorldModel, output: WorldModelOutput, label:
     logits = output.prior_logits.detach()
     with torch.no_grad():
         stoch = world_model.sample_latent(logits.expand(label.candidates, *logits.shape), generator)
-        errors = candidate_errors(world_model, output, stoch, label.terms)
-        features = torch.cat([stoch.flatten(-2), output.posterior.deter.expand(*stoch.shape[:-2], -1)], -1)
+        features, errors = candidate_errors(world_model, output, stoch, label.terms)
     return features, _sum_terms(errors, label.terms, scale)
 
 

@@ -32,7 +32,8 @@ def output(world_model):
 def test_candidate_equal_to_posterior_sample_has_the_world_model_losses(world_model, output):
     """Scoring the posterior's own latent gives the world-model loss of every head term, and the latent term
     ``-log q(z | h, o)`` of that latent."""
-    errors = candidate_errors(world_model, output, output.posterior.stoch)
+    features, errors = candidate_errors(world_model, output, output.posterior.stoch)
+    torch.testing.assert_close(features, output.posterior.features())
     for term in ("reconstruction", "reward", "continue", "av_action", "mi"):
         torch.testing.assert_close(errors[term], output.per_step[term])
     log_q = output.posterior_logits.log_softmax(-1)
@@ -53,7 +54,7 @@ def test_candidate_labels_depend_on_the_candidate_posterior_labels_do_not(world_
     stoch = inputs[..., :world_model.cfg.stoch].unflatten(-1, (world_model.cfg.n_categoricals, -1))
     torch.testing.assert_close(stoch.sum(-1), torch.ones(8, T, B, N, world_model.cfg.n_categoricals))
     # the label is that candidate's own error: recomputed from the input alone
-    recomputed = candidate_errors(world_model, output, stoch)
+    recomputed = candidate_errors(world_model, output, stoch)[1]
     expected = recomputed["kl"] + recomputed["reconstruction"] / D + recomputed["reward"]
     torch.testing.assert_close(labels, expected)
     assert labels.std(0).mean() > 1e-3  # candidates at the same h differ in error
@@ -68,8 +69,8 @@ def test_reference_terms_add_the_head_losses_of_the_candidate(world_model, outpu
     full = model_reward_pairs(world_model, output, ModelRewardLabel(terms=REFERENCE_TERMS, candidates=2),
                               torch.Generator().manual_seed(3))
     torch.testing.assert_close(paper[0], full[0])  # same draws
-    errors = candidate_errors(world_model, output,
-                              paper[0][..., :world_model.cfg.stoch].unflatten(-1, (world_model.cfg.n_categoricals, -1)))
+    stoch = paper[0][..., :world_model.cfg.stoch].unflatten(-1, (world_model.cfg.n_categoricals, -1))
+    errors = candidate_errors(world_model, output, stoch)[1]
     torch.testing.assert_close(full[1] - paper[1], errors["continue"] + errors["av_action"] + errors["mi"])
 
 
