@@ -12,6 +12,9 @@ Cases (``--cases``):
 * ``learner_update``: one full learner update of the reference schedule (60 world-model steps, 60 R_m steps,
   4 x (imagination + PPO)); by default only for the ``small`` preset.
 
+``--compile`` runs the imagined step under ``torch.compile`` (the ``compile_imagination`` path): one untimed
+warm-up imagination compiles it; ``compile s`` is the wall time of the step's first call (compilation included).
+
 Example: ``python benchmarks/planner_throughput.py --presets paper small --agents 3 5 --threads 1 2``
 """
 
@@ -44,14 +47,17 @@ def _skip_package_init() -> None:
 
 _skip_package_init()
 
+from rllib_mag.compilation import Compiled  # noqa: E402
 from rllib_mag.learning import PPOConfig, WorldModelTrainer, make_optimizers, ppo_update  # noqa: E402
 from rllib_mag.models import Actor, AttentionCritic, WorldModel, from_preset  # noqa: E402
 from rllib_mag.models.synthetic import random_sequence_batch  # noqa: E402
 from rllib_mag.planning import ModelRewardPredictor, PlanningConfig, imagine  # noqa: E402
+from rllib_mag.planning.imagination import imagined_step  # noqa: E402
 
 #: (obs dim, actions) of a SMAC map with that many agents: 3s_vs_5z and 2s3z.
 SMAC_SIZES = {3: (48, 11), 5: (80, 11)}
 CASES = ("mpc", "no_mpc", "mpc_bf16", "no_mpc_bf16", "model_update", "ppo", "learner_update")
+IMAGINING_CASES = ("mpc", "no_mpc", "mpc_bf16", "no_mpc_bf16", "learner_update")
 
 
 def _setup(preset: str, n_agents: int, starts: int):
@@ -77,8 +83,10 @@ def _timed(fn) -> tuple[float, float]:
     return time.perf_counter() - wall, _cpu_seconds() - cpu
 
 
-def run_case(case: str, preset: str, n_agents: int, threads: int, starts: int, repeats: int) -> dict:
-    """Run one case in this process; returns seconds per repeat, the work unit count and peak RSS."""
+def run_case(case: str, preset: str, n_agents: int, threads: int, starts: int, repeats: int,
+             compile: bool = False) -> dict:
+    """Run one case in this process; returns seconds per repeat, the work unit count, compile seconds and peak
+    RSS."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     cfg, nets, start, (obs_dim, n_actions) = _setup(preset, n_agents, starts)
@@ -93,28 +101,32 @@ def run_case(case: str, preset: str, n_agents: int, threads: int, starts: int, r
     trainer = WorldModelTrainer(wm, rm)
     actor_opt, critic_opt = make_optimizers(actor, critic, ppo_cfg)
 
+    step = Compiled(imagined_step, compile)
+
+    def imagination() -> None:
+        imagine(wm, actor, critic, rm, start, plan, gen, step)
+
     def learner_update() -> None:
         for _ in range(60):
             trainer.world_model_step(seq_batch)
         for _ in range(60):
             trainer.model_reward_step(seq_batch)
         for _ in range(4):
-            synthetic = imagine(wm, actor, critic, rm, start, plan, gen)
+            synthetic = imagine(wm, actor, critic, rm, start, plan, gen, step)
             ppo_update(actor, critic, actor_opt, critic_opt, synthetic, ppo_cfg, gen)
 
     synthetic = imagine(wm, actor, critic, rm, start, PlanningConfig(enabled=False), gen) if case == "ppo" else None
     work = {
-        "mpc": lambda: imagine(wm, actor, critic, rm, start, plan, gen),
-        "no_mpc": lambda: imagine(wm, actor, critic, rm, start, plan, gen),
-        "mpc_bf16": lambda: imagine(wm, actor, critic, rm, start, plan, gen),
-        "no_mpc_bf16": lambda: imagine(wm, actor, critic, rm, start, plan, gen),
+        "mpc": imagination, "no_mpc": imagination, "mpc_bf16": imagination, "no_mpc_bf16": imagination,
         "model_update": lambda: trainer.world_model_step(seq_batch),
         "ppo": lambda: ppo_update(actor, critic, actor_opt, critic_opt, synthetic, ppo_cfg, gen),
         "learner_update": learner_update,
     }[case]
     load = os.getloadavg()[0]
+    if compile and case in IMAGINING_CASES:
+        imagination()  # compiles the step: `step.compile_seconds` (its first call, compilation included)
     wall, cpu = zip(*(_timed(work) for _ in range(repeats)))
-    return {"seconds": list(wall), "cpu_seconds": list(cpu),
+    return {"seconds": list(wall), "cpu_seconds": list(cpu), "compile_seconds": step.compile_seconds,
             "kept_transitions": start.deter.shape[0] * plan.rollout_length,
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             "load": max(load, os.getloadavg()[0])}
@@ -130,6 +142,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="timed repeats per case (median reported)")
     parser.add_argument("--learner-presets", nargs="+", default=["small"], choices=["paper", "small"],
                         help="presets for the learner_update case")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the imagined step")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -137,7 +150,7 @@ def main() -> None:
         return
 
     rows = ["| preset | N | threads | case | median wall s | median CPU s | kept joint transitions/s | "
-            "peak RSS GiB | load avg |", "|---|---|---|---|---|---|---|---|---|"]
+            "compile s | peak RSS GiB | load avg |", "|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(rows), flush=True)
     for preset in args.presets:
         for n_agents in args.agents:
@@ -154,6 +167,7 @@ def main() -> None:
                     rate = (f"{result['kept_transitions'] / median:,.0f}" if "mpc" in case else "")
                     row = (f"| {preset} | {n_agents} | {threads} | {case} | {median:.2f} | "
                            f"{statistics.median(result['cpu_seconds']):.2f} | {rate} | "
+                           f"{result['compile_seconds']:.1f} | "
                            f"{result['peak_rss_gib']:.2f} | {result['load']:.1f} |")
                     rows.append(row)
                     print(row, flush=True)

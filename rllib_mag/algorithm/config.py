@@ -58,6 +58,7 @@ class MAGConfig(AlgorithmConfig):
         self.batch_size_B = 40
         self.batch_length_T = 20
         self.model_grad_clip = 100.0
+        self.world_model_dtype = "float32"
         self.replay_capacity = 250_000
         self.warmup_steps = 500
         # Model-reward predictor R_m (line 5).
@@ -75,6 +76,7 @@ class MAGConfig(AlgorithmConfig):
         self.planning_selection = "per_start"
         self.planning_discount = 1.0
         self.planning_dtype = "float32"
+        self.compile_imagination = True
         # Ground-truth model error against the simulator (SMAX only), every `model_error_eval_interval` iterations.
         self.model_error_eval_interval = 0
         self.model_error_eval_starts = 32
@@ -114,8 +116,13 @@ class MAGConfig(AlgorithmConfig):
     def world_model(self, *, preset: str = NotProvided, overrides: dict = NotProvided, lr: float = NotProvided,
                     train_steps: int = NotProvided, batch_size_B: int = NotProvided,
                     batch_length_T: int = NotProvided, grad_clip: float = NotProvided,
-                    replay_capacity: int = NotProvided, warmup_steps: int = NotProvided) -> "MAGConfig":
+                    replay_capacity: int = NotProvided, warmup_steps: int = NotProvided,
+                    dtype: str = NotProvided) -> "MAGConfig":
         """World model sizes (`preset` + `overrides`, see `rllib_mag.models.config`), its training and D_e.
+
+        `dtype="bfloat16"` computes the world-model loss under bf16 autocast (float32 weights, gradients and
+        optimizer; the loss matches float32 to about 1%, `tests/learning`): faster on CPUs and GPUs with bf16
+        matrix units, slower without them.
 
         `batch_size_B` is the batch of all learners together: with `num_learners > 1` each learner trains on
         `batch_size_B / num_learners` sequences and the gradients are averaged (the same for `ppo_minibatch_size`
@@ -124,7 +131,7 @@ class MAGConfig(AlgorithmConfig):
         return self._set(world_model_preset=preset, world_model_overrides=overrides, world_model_lr=lr,
                          world_model_train_steps=train_steps, batch_size_B=batch_size_B,
                          batch_length_T=batch_length_T, model_grad_clip=grad_clip, replay_capacity=replay_capacity,
-                         warmup_steps=warmup_steps)
+                         warmup_steps=warmup_steps, world_model_dtype=dtype)
 
     def model_reward(self, *, lr: float = NotProvided, train_steps: int = NotProvided,
                      error_terms: tuple[str, ...] = NotProvided, label: str = NotProvided,
@@ -142,15 +149,20 @@ class MAGConfig(AlgorithmConfig):
     def planning(self, *, mode: str = NotProvided, rollout_length_k: int = NotProvided,
                  planning_horizon_H: int = NotProvided, planning_candidates_L: int = NotProvided,
                  imagination_starts_M: int = NotProvided, selection: str = NotProvided,
-                 discount: float = NotProvided, dtype: str = NotProvided) -> "MAGConfig":
+                 discount: float = NotProvided, dtype: str = NotProvided,
+                 compile: bool = NotProvided) -> "MAGConfig":
         """Random-shooting MPC; `mode="mamba"` turns planning off (the MAMBA baseline).
 
         `dtype="bfloat16"` runs the rollout actors' networks in bfloat16: about 2-3x faster imagination on
         hardware with bf16 matrix units (AVX512-BF16/AMX CPUs, recent GPUs); sampling and scores stay float32.
+        `compile` (default True) runs the imagined step under `torch.compile` (fused kernels; on CPU it needs a C++
+        compiler, and falls back to eager with a warning without one); its compile time is
+        `timers/imagination_compile`. `compile=False` is the eager path.
         """
         return self._set(mode=mode, rollout_length_k=rollout_length_k, planning_horizon_H=planning_horizon_H,
                          planning_candidates_L=planning_candidates_L, imagination_starts_M=imagination_starts_M,
-                         planning_selection=selection, planning_discount=discount, planning_dtype=dtype)
+                         planning_selection=selection, planning_discount=discount, planning_dtype=dtype,
+                         compile_imagination=compile)
 
     def model_error_evaluation(self, *, interval: int = NotProvided, starts: int = NotProvided) -> "MAGConfig":
         """Measure the true model error against the simulator every `interval` iterations (0 = off): from
@@ -165,7 +177,8 @@ class MAGConfig(AlgorithmConfig):
                        num_cpus_per_rollout_actor: float = NotProvided,
                        num_gpus_per_rollout_actor: float = NotProvided, synthetic_capacity: int = NotProvided,
                        checkpoint_synthetic_buffer: bool = NotProvided) -> "MAGConfig":
-        """Remote model-rollout actors (0 = imagine in the driver process) and D_m."""
+        """Remote model-rollout actors and D_m. With 0 actors each learner imagines its share of M on its own
+        networks (no copy, no weight round trip); D_m lives on the learners either way."""
         return self._set(num_model_rollout_actors=num_model_rollout_actors,
                          num_cpus_per_rollout_actor=num_cpus_per_rollout_actor,
                          num_gpus_per_rollout_actor=num_gpus_per_rollout_actor,
@@ -227,6 +240,7 @@ class MAGConfig(AlgorithmConfig):
         if self.entropy_coeff < 0:
             self._value_error(f"MAGConfig.entropy_coeff={self.entropy_coeff!r} is invalid: must be >= 0")
         for name, options in (("mode", MODES), ("planning_selection", SELECTIONS), ("planning_dtype", DTYPES),
+                              ("world_model_dtype", DTYPES),
                               ("model_reward_label", LABEL_MODES),
                               ("world_model_preset", tuple(PRESETS))):
             if getattr(self, name) not in options:
@@ -243,6 +257,14 @@ class MAGConfig(AlgorithmConfig):
                               f"({self.warmup_steps}) and batch_length_T ({self.batch_length_T})")
         if self.training_ratio is not None and not self.training_ratio > 0:
             self._value_error(f"MAGConfig.training_ratio={self.training_ratio!r} is invalid: must be > 0 or None")
+        if not isinstance(self.compile_imagination, bool):
+            self._value_error(f"MAGConfig.compile_imagination={self.compile_imagination!r} is invalid: must be true "
+                              "or false")
+        if self.planning_dtype != "float32" and self.num_model_rollout_actors == 0:
+            self._value_error(f"MAGConfig.planning_dtype={self.planning_dtype!r} is invalid with "
+                              "num_model_rollout_actors=0: the learners imagine with their own float32 networks; "
+                              "bfloat16 planning runs on rollout actors' bf16 copies (set num_model_rollout_actors "
+                              ">= 1, or planning_dtype='float32')")
         if self.num_cpus_per_rollout_actor < 0 or self.num_gpus_per_rollout_actor < 0:
             self._value_error("MAGConfig.num_cpus_per_rollout_actor / num_gpus_per_rollout_actor must be >= 0")
         if self.num_learners > 1:  # data-parallel learners split every batch into equal shards

@@ -3,7 +3,9 @@
 The Learner owns the networks (`MAGTorchRLModule`) on its device (a GPU when `num_gpus_per_learner=1`) and four
 optimizers registered with RLlib (`world_model`, `model_reward`, `actor`, `critic`), so RLlib checkpoints them.
 MAG's phases are separate updates with separate data, so the algorithm calls them by name through
-`LearnerGroup.foreach_learner`: `train_models` (lines 4-5) and `train_policy` (lines 16-18).
+`LearnerGroup.foreach_learner`: `train_models` (lines 4-5), then per policy round `imagine` (lines 6-15 on the
+learner's own networks, with `num_model_rollout_actors: 0`) or `add_synthetic` (the rollout actors' batches,
+fetched from the object store), and `train_policy` (lines 16-18) on the learner's own D_m.
 
 With `num_learners > 1` the learners are data parallel: each call passes one shard per learner, every learner
 trains on its own shard and the gradients are averaged over the learners (`learning.data_parallel`), so all of
@@ -22,6 +24,8 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
 from rllib_mag.algorithm.catalog import ROLLOUT_NETWORKS
+from rllib_mag.algorithm.replay import SyntheticReplayBuffer
+from rllib_mag.algorithm.rollout_actor import Imagination, planning_config
 from rllib_mag.learning.data_parallel import DataParallel
 from rllib_mag.learning.ppo import PPOConfig, behaviour_log_probs, make_optimizers, ppo_update
 from rllib_mag.learning.world_model_trainer import WorldModelTrainer
@@ -47,7 +51,9 @@ class MAGTorchLearner(TorchLearner):
         self.data_parallel = DataParallel() if self.distributed else None
         label = ModelRewardLabel(config.model_reward_label, tuple(config.model_error_terms),
                                  candidates=config.model_reward_label_candidates)
-        self.model_trainer = WorldModelTrainer(module.world_model, module.model_reward, label, self.data_parallel)
+        autocast = None if config.world_model_dtype == "float32" else getattr(torch, config.world_model_dtype)
+        self.model_trainer = WorldModelTrainer(module.world_model, module.model_reward, label, self.data_parallel,
+                                               autocast)
         self.ppo_config = PPOConfig(
             epochs=config.ppo_epochs, minibatch_size=config.ppo_minibatch_size, clip=config.clip_param,
             entropy_coef=config.entropy_coeff, entropy_annealing=config.entropy_annealing,
@@ -55,6 +61,10 @@ class MAGTorchLearner(TorchLearner):
             critic_lr=config.critic_lr)
         actor_opt, critic_opt = make_optimizers(module.actor, module.critic, self.ppo_config)
         self.entropy_coef = config.entropy_coeff
+        # D_m (line 13): this learner's shard of every imagined round.
+        self.num_shards = max(config.num_learners, 1)
+        self.synthetic_buffer = SyntheticReplayBuffer(-(-config.synthetic_capacity // self.num_shards))
+        self.imagination = Imagination(module, planning_config(config), config.compile_imagination)
         optimizers = {"world_model": (self.model_trainer.model_opt, module.world_model),
                       "model_reward": (self.model_trainer.model_reward_opt, module.model_reward),
                       "actor": (actor_opt, module.actor), "critic": (critic_opt, module.critic)}
@@ -83,11 +93,29 @@ class MAGTorchLearner(TorchLearner):
         model_reward = [self.model_trainer.model_reward_step(self._to_tensors(b)) for b in model_reward_batches]
         return {**mean_metrics(model), **mean_metrics(model_reward)}
 
-    def train_policy(self, shards: list[Any]) -> dict[str, float]:
-        """PPO epochs on D_m (lines 16-18), one `SyntheticBatch` shard per learner; the entropy bonus anneals
-        across calls. With bfloat16 planning the old log-probs are recomputed by this learner's float32 actor,
-        so PPO starts on-policy (the bf16 ones differ by up to 8x on single samples)."""
-        synthetic: SyntheticBatch = self._own_shard(shards).to(self._device)
+    def imagine(self, shards: list[Any]) -> dict[str, float]:
+        """Lines 6-15 on this learner's own networks into its D_m; each shard is `(real_batch, num_starts, seed)`.
+        Returns the planner statistics, the transitions added and the seconds spent compiling."""
+        synthetic = self.imagination(*self._own_shard(shards))
+        return self._add(synthetic, self.imagination.take_compile_seconds())
+
+    def add_synthetic(self, shards: list[Any]) -> dict[str, float]:
+        """Fetch the rollout actors' batches (`ObjectRef`s, one per actor, joined along M) from the object store
+        and keep this learner's shard in D_m; returns the planner statistics of the whole round."""
+        synthetic = SyntheticReplayBuffer.concatenate(ray.get(self._own_shard(shards)))
+        shard = synthetic.split(self.num_shards)[self.data_parallel.rank if self.data_parallel is not None else 0]
+        return {**self._add(shard, 0.0), "num_synthetic_transitions": synthetic.actions.shape[:2].numel()}
+
+    def _add(self, synthetic: SyntheticBatch, compile_seconds: float) -> dict[str, float]:
+        self.synthetic_buffer.add(synthetic.to(self._device))
+        return {**synthetic.planner_metrics(), "num_synthetic_transitions": synthetic.actions.shape[:2].numel(),
+                "compile_seconds": compile_seconds, "synthetic_buffer_transitions": len(self.synthetic_buffer)}
+
+    def train_policy(self) -> dict[str, float]:
+        """PPO epochs on this learner's D_m (lines 16-18); the entropy bonus anneals across calls. With bfloat16
+        rollout actors the old log-probs are recomputed by this learner's float32 actor, so PPO starts on-policy
+        (the bf16 ones differ by up to 8x on single samples)."""
+        synthetic = self.synthetic_buffer.all()
         if self.config.planning_dtype != "float32":  # bf16 rollouts: old log-probs in the learner's precision
             synthetic = replace(synthetic, logp=behaviour_log_probs(self.networks.actor, synthetic))
         metrics = ppo_update(self.networks.actor, self.networks.critic,
@@ -96,6 +124,12 @@ class MAGTorchLearner(TorchLearner):
                              self.ppo_config, entropy_coef=self.entropy_coef, data_parallel=self.data_parallel)
         self.entropy_coef = metrics["entropy_coef"]
         return metrics
+
+    def rollout_weights_ref(self) -> ray.ObjectRef | None:
+        """`rollout_weights` put in the object store by this learner (first learner only): the rollout actors fetch
+        them from there, not through the driver."""
+        weights = self.rollout_weights()
+        return None if weights is None else ray.put(weights)
 
     def rollout_weights(self) -> dict[str, dict[str, torch.Tensor]] | None:
         """CPU state dicts of the networks the model-rollout actors need (from the first learner only: data-parallel
@@ -110,8 +144,12 @@ class MAGTorchLearner(TorchLearner):
         return {"node_id": ray.get_runtime_context().get_node_id(), "device": str(self._device)}
 
     def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return {**super().get_state(*args, **kwargs), "entropy_coef": self.entropy_coef}
+        synthetic = self.synthetic_buffer.get_state() if self.config.checkpoint_synthetic_buffer else None
+        return {**super().get_state(*args, **kwargs), "entropy_coef": self.entropy_coef,
+                "synthetic_buffer": synthetic}
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self.entropy_coef = state.get("entropy_coef", self.entropy_coef)
+        if state.get("synthetic_buffer") is not None:
+            self.synthetic_buffer.set_state(state["synthetic_buffer"])

@@ -6,9 +6,11 @@ One `training_step`:
    into D_e (line 3);
 2. per learner update (one per collected episode, or `training_ratio` per env step):
    the learner trains the world model (line 4) and R_m (line 5) on D_e sequences; then, `policy_rounds` times,
-   the model-rollout actors imagine k-step trajectories with random-shooting MPC from D_e start states
-   (lines 6-15) into D_m, and the learner runs PPO on D_m (lines 16-18). With `num_learners > 1` every batch
-   is cut into one shard per learner and the learners average their gradients (data parallel);
+   k-step trajectories are imagined with random-shooting MPC from D_e start states (lines 6-15) into the
+   learners' D_m, by the learners themselves (`num_model_rollout_actors: 0`) or by model-rollout actors whose
+   batches go from the object store to the learners, and the learner runs PPO on D_m (lines 16-18). With
+   `num_learners > 1` every batch is cut into one shard per learner and the learners average their gradients
+   (data parallel);
 3. every `model_error_eval_interval` iterations (SMAX), the true model error of imagination is measured against
    the simulator (`model_error/*`);
 4. the acting weights go back to the env runners.
@@ -32,10 +34,9 @@ from ray.tune.execution.placement_groups import PlacementGroupFactory
 from rllib_mag.algorithm.catalog import TeamSpaces
 from rllib_mag.algorithm.config import MAGConfig
 from rllib_mag.algorithm.learner import mean_metrics
-from rllib_mag.algorithm.replay import EpisodeAssembler, SequenceReplayBuffer, SyntheticReplayBuffer
+from rllib_mag.algorithm.replay import EpisodeAssembler, SequenceReplayBuffer
 from rllib_mag.algorithm.model_error_monitor import ModelErrorMonitor
 from rllib_mag.algorithm.rollout_actor import RolloutActorPool, planning_config
-from rllib_mag.planning.imagination import SyntheticBatch
 
 #: Env steps each env copy takes per `sample()` call (a call returns chunks; D_e takes whole episodes).
 SAMPLE_STEPS_PER_ENV = 25
@@ -81,7 +82,7 @@ class MAG(Algorithm):
         spaces = TeamSpaces.from_space(observation_space)
         self.real_buffer = SequenceReplayBuffer(config.replay_capacity, spaces.n_agents, spaces.obs_dim,
                                                 spaces.n_actions)
-        self.synthetic_buffer = SyntheticReplayBuffer(config.synthetic_capacity)
+        self.synthetic_buffer_transitions = 0  # D_m lives on the learners; its size as they last reported it
         self.episode_assembler = EpisodeAssembler()
         self.rng = np.random.default_rng(config.seed)
         self.rollout_pool = RolloutActorPool(config, observation_space)
@@ -122,7 +123,7 @@ class MAG(Algorithm):
         with self._phase("sync_weights"):
             self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)
         self.metrics.log_dict({"real_buffer_rows": len(self.real_buffer),
-                               "synthetic_buffer_transitions": len(self.synthetic_buffer),
+                               "synthetic_buffer_transitions": self.synthetic_buffer_transitions,
                                "num_learner_updates_lifetime": self.num_learner_updates,
                                "num_synthetic_transitions_lifetime": self.num_synthetic_transitions,
                                "num_rollout_actor_restarts": self.rollout_pool.num_restarts},
@@ -177,38 +178,41 @@ class MAG(Algorithm):
         for _ in range(config.policy_rounds):
             start = time.perf_counter()
             with self._phase("imagination"):
-                weights = next(w for w in self._on_learners("rollout_weights") if w is not None)
-                synthetic = self._imagine(weights)
+                planner = self._imagine()  # transitions imagined this round
             self.metrics.log_value(("throughput", "synthetic_transitions_per_s"),
-                                   synthetic.actions.shape[:2].numel() / (time.perf_counter() - start))
-            self.synthetic_buffer.add(synthetic)
+                                   planner / (time.perf_counter() - start))
             with self._phase("policy_training"):
-                policy_metrics = self._on_learners("train_policy", self.synthetic_buffer.all().split(num_shards))
+                policy_metrics = self._on_learners("train_policy")
             self.metrics.log_dict(mean_metrics(policy_metrics), key="policy")
         self.num_learner_updates += 1
 
-    def _imagine(self, weights: dict[str, Any]) -> SyntheticBatch:
-        """Lines 6-15: the rollout actors share M start states; their batches are joined along M."""
+    def _imagine(self) -> int:
+        """Lines 6-15 into the learners' D_m: each learner imagines its shard of M on its own networks
+        (`num_model_rollout_actors: 0`), or the rollout actors share M and the learners fetch their batches from
+        the object store. Logs the planner statistics (the paper's Fig. 3 quantity by step) and compile time."""
         config = self.config
-        num_jobs = max(config.num_model_rollout_actors, 1)
+        num_jobs = max(config.num_model_rollout_actors, config.num_learners, 1)
         starts = [len(part) for part in np.array_split(np.arange(config.imagination_starts_M), num_jobs)]
         windows = [max(1, math.ceil(1.25 * m / config.batch_length_T)) for m in starts]
-        batches = self.rollout_pool.rollout(weights, [self._real_batches(1, w)[0] for w in windows], starts,
-                                            [int(seed) for seed in self.rng.integers(2**31, size=num_jobs)])
-        synthetic = SyntheticReplayBuffer.concatenate(batches)
-        self.num_synthetic_transitions += synthetic.actions.shape[:2].numel()
-        self._log_planner(synthetic)
-        return synthetic
-
-    def _log_planner(self, synthetic: SyntheticBatch) -> None:
-        """Planner statistics and the accumulated predicted model error by rollout step (the paper's Fig. 3).
-
-        Without planning (`mode="mamba"`) there are no candidate scores, so only R_m's error metrics appear.
-        """
-        planner = {key: value for key, value in synthetic.planner_metrics().items() if math.isfinite(value)}
-        for step, error in enumerate(synthetic.accumulated_error.tolist(), start=1):
-            planner[f"accumulated_error_step_{step:02d}"] = error
+        seeds = [int(seed) for seed in self.rng.integers(2**31, size=num_jobs)]
+        real_batches = [self._real_batches(1, w)[0] for w in windows]
+        if config.num_model_rollout_actors == 0:
+            results = self._on_learners("imagine", list(zip(real_batches, starts, seeds)))
+            planner = mean_metrics(results)
+            planner["num_synthetic_transitions"] = sum(r["num_synthetic_transitions"] for r in results)
+        else:
+            weights_ref = next(ref for ref in self._on_learners("rollout_weights_ref") if ref is not None)
+            batch_refs, infos = self.rollout_pool.rollout(weights_ref, real_batches, starts, seeds)
+            num_shards = max(config.num_learners, 1)
+            planner = self._on_learners("add_synthetic", [batch_refs] * num_shards)[0]
+            planner["compile_seconds"] = max(info["compile_seconds"] for info in infos)
+        num_transitions = int(planner.pop("num_synthetic_transitions"))
+        self.num_synthetic_transitions += num_transitions
+        self.metrics.log_value((TIMERS, "imagination_compile"), planner.pop("compile_seconds"), reduce="sum")
+        self.synthetic_buffer_transitions = int(planner.pop("synthetic_buffer_transitions")) * max(
+            config.num_learners, 1)
         self.metrics.log_dict(planner, key="planning")
+        return num_transitions
 
     # ---- checkpoints, export, cleanup -------------------------------------------------------------
     def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -217,8 +221,6 @@ class MAG(Algorithm):
             "real_buffer": self.real_buffer.get_state(), "rng": self.rng.bit_generator.state,
             "update_credit": self.update_credit, "num_learner_updates": self.num_learner_updates,
             "num_synthetic_transitions": self.num_synthetic_transitions,
-            "synthetic_buffer": (self.synthetic_buffer.get_state() if self.config.checkpoint_synthetic_buffer
-                                 else None),
         }
         return state
 
@@ -232,8 +234,6 @@ class MAG(Algorithm):
         self.update_credit = mag["update_credit"]
         self.num_learner_updates = mag["num_learner_updates"]
         self.num_synthetic_transitions = mag["num_synthetic_transitions"]
-        if mag["synthetic_buffer"] is not None:
-            self.synthetic_buffer.set_state(mag["synthetic_buffer"])
 
     def export_policy(self, path: str | Path) -> Path:
         """Save the acting module alone (world-model filter + actor, no critic or R_m) for evaluation.

@@ -1,14 +1,17 @@
-"""Model-rollout actors: batched MPC imagination (Algorithm 1 lines 6-15) as Ray actors.
+"""Imagination (Algorithm 1 lines 6-15) from real D_e windows: in the learners, or on model-rollout Ray actors.
 
-Each iteration the algorithm `ray.put`s the current weights once; every actor loads them, filters a batch of
-real D_e sequences with the world model's posterior to get start states (line 7), imagines k steps with
-random-shooting MPC (lines 8-14) and returns the synthetic batch for D_m (line 13).
-`RolloutActorPool` replaces an actor that died and reruns its share, so the iteration goes on.
+`Imagination` filters a batch of real sequences with the world model's posterior to get start states (line 7) and
+imagines k steps with random-shooting MPC (lines 8-14), compiled with `torch.compile` or eager. With
+`num_model_rollout_actors: 0` each learner runs it on its own networks (no copy, no weight round trip). Otherwise
+each policy round the first learner puts its weights in the object store once, every `ModelRollout` actor loads
+them and imagines its share of M, and the synthetic batches go from the object store straight to the learners'
+D_m (line 13), not through the driver. `RolloutActorPool` replaces an actor that died and reruns its share.
 """
 
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 import gymnasium as gym
@@ -17,8 +20,10 @@ import ray
 import torch
 
 from rllib_mag.algorithm.catalog import ROLLOUT_NETWORKS, MAGCatalog
+from rllib_mag.compilation import Compiled
+from rllib_mag.models.layers import eval_mode
 from rllib_mag.models.world_model import RSSMState
-from rllib_mag.planning.imagination import PlanningConfig, SyntheticBatch, imagine
+from rllib_mag.planning.imagination import PlanningConfig, SyntheticBatch, imagine, imagined_step
 
 logger = logging.getLogger(__name__)
 
@@ -39,27 +44,24 @@ def draw_rows(num_rows: int, count: int, generator: torch.Generator) -> torch.Te
     return torch.cat([torch.randperm(num_rows, generator=generator), extra])
 
 
-class ModelRollout:
-    """Holds CPU/GPU copies of the world model, actor, critic and R_m and imagines synthetic data."""
+class Imagination:
+    """Lines 7-15 with a given set of networks: start states from real D_e windows, then k imagined steps.
 
-    def __init__(self, observation_space: gym.spaces.Dict, world_model_settings: dict[str, Any],
-                 planning: PlanningConfig, device: str = "cpu", dtype: str = "float32", num_threads: int = 1) -> None:
-        torch.set_num_threads(num_threads)
-        catalog = MAGCatalog(observation_space, world_model_settings, device)
-        self.device, self.dtype = torch.device(device), getattr(torch, dtype)
-        # Networks compute in `dtype`; `load_state_dict` casts the learner's float32 weights.
-        for name in ROLLOUT_NETWORKS:
-            setattr(self, name, getattr(catalog, f"build_{name}")().eval().to(self.dtype))
-        self.planning = planning
+    The imagined step runs under ``torch.compile`` when ``compile`` (eager otherwise, or where compilation is
+    unavailable); `take_compile_seconds` reports the time spent compiling since the last call.
+    """
 
-    def location(self) -> dict[str, str]:
-        """Where this rollout runs: Ray node id and torch device."""
-        return {"node_id": ray.get_runtime_context().get_node_id(),
-                "device": str(next(self.world_model.parameters()).device)}
+    def __init__(self, networks: Any, planning: PlanningConfig, compile: bool) -> None:
+        self.networks, self.planning = networks, planning
+        self.step = Compiled(imagined_step, compile, "the imagination step")
 
-    def load_weights(self, weights: dict[str, dict[str, torch.Tensor]]) -> None:
-        for name in ROLLOUT_NETWORKS:
-            getattr(self, name).load_state_dict(weights[name])
+    @property
+    def device(self) -> torch.device:
+        return next(self.networks.world_model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.networks.world_model.parameters()).dtype
 
     @torch.inference_mode()
     def start_states(self, real_batch: dict[str, np.ndarray], num_starts: int,
@@ -71,68 +73,97 @@ class ModelRollout:
         """
         batch = {key: torch.as_tensor(value, device=self.device) for key, value in real_batch.items()}
         batch = {key: value.to(self.dtype) if value.is_floating_point() else value for key, value in batch.items()}
-        posterior = self.world_model.filter(batch)[0].map(lambda x: x.flatten(0, 1))
+        with eval_mode(self.networks.world_model):
+            posterior = self.networks.world_model.filter(batch)[0].map(lambda x: x.flatten(0, 1))
         candidates = torch.nonzero(batch["is_last"].flatten() == 0).squeeze(-1)
         index = candidates[draw_rows(len(candidates), num_starts, generator).to(candidates.device)]
         return posterior.map(lambda x: x[index].clone())
 
-    def rollout(self, weights: dict[str, dict[str, torch.Tensor]], real_batch: dict[str, np.ndarray],
-                num_starts: int, seed: int) -> SyntheticBatch:
-        """Imagine k steps from `num_starts` start states; the synthetic batch comes back on the CPU."""
-        self.load_weights(weights)
+    def __call__(self, real_batch: dict[str, np.ndarray], num_starts: int, seed: int) -> SyntheticBatch:
+        """Imagine k steps from `num_starts` start states of `real_batch`, seeded by `seed`."""
+        nets = self.networks
         generator = torch.Generator(device=self.device).manual_seed(seed)
         start = self.start_states(real_batch, num_starts, torch.Generator().manual_seed(seed))
-        return imagine(self.world_model, self.actor, self.critic, self.model_reward, start, self.planning,
-                       generator).to("cpu")
+        return imagine(nets.world_model, nets.actor, nets.critic, nets.model_reward, start, self.planning, generator,
+                       self.step)
+
+    def take_compile_seconds(self) -> float:
+        return self.step.take_compile_seconds()
+
+
+class ModelRollout:
+    """A model-rollout actor: its own (CPU/GPU, float32 or bfloat16) copies of the world model, actor, critic and
+    R_m, loaded with the learner's weights before every rollout."""
+
+    def __init__(self, observation_space: gym.spaces.Dict, world_model_settings: dict[str, Any],
+                 planning: PlanningConfig, device: str = "cpu", dtype: str = "float32", num_threads: int = 1,
+                 compile: bool = False) -> None:
+        torch.set_num_threads(num_threads)
+        catalog = MAGCatalog(observation_space, world_model_settings, device)
+        # Networks compute in `dtype`; `load_state_dict` casts the learner's float32 weights.
+        networks = SimpleNamespace(**{name: getattr(catalog, f"build_{name}")().eval().to(getattr(torch, dtype))
+                                      for name in ROLLOUT_NETWORKS})
+        self.imagination = Imagination(networks, planning, compile)
+
+    def location(self) -> dict[str, str]:
+        """Where this rollout runs: Ray node id and torch device."""
+        return {"node_id": ray.get_runtime_context().get_node_id(), "device": str(self.imagination.device)}
+
+    def rollout(self, weights: dict[str, dict[str, torch.Tensor]], real_batch: dict[str, np.ndarray],
+                num_starts: int, seed: int) -> tuple[SyntheticBatch, dict[str, float]]:
+        """Load `weights`, imagine k steps from `num_starts` start states; returns the synthetic batch (on the CPU)
+        and `{"compile_seconds": ...}`."""
+        for name in ROLLOUT_NETWORKS:
+            getattr(self.imagination.networks, name).load_state_dict(weights[name])
+        synthetic = self.imagination(real_batch, num_starts, seed).to("cpu")
+        return synthetic, {"compile_seconds": self.imagination.take_compile_seconds()}
 
 
 RemoteModelRollout = ray.remote(ModelRollout)
 
 
 class RolloutActorPool:
-    """`num_model_rollout_actors` remote `ModelRollout`s (or one in-process when 0), replaced when they die."""
+    """`num_model_rollout_actors` remote `ModelRollout`s, replaced when they die. Their synthetic batches stay in
+    the object store: the pool hands back references, which the learners fetch into their own D_m."""
 
     def __init__(self, config: Any, observation_space: gym.spaces.Dict) -> None:
-        self._num_actors = config.num_model_rollout_actors
         device = "cuda" if config.num_gpus_per_rollout_actor > 0 else "cpu"
         self._args = (observation_space, config.world_model_settings(), planning_config(config), device,
-                      config.planning_dtype, max(1, int(config.num_cpus_per_rollout_actor)))
+                      config.planning_dtype, max(1, int(config.num_cpus_per_rollout_actor)),
+                      config.compile_imagination)
         self._options = {"num_cpus": config.num_cpus_per_rollout_actor,
                          "num_gpus": config.num_gpus_per_rollout_actor}
         self.num_restarts = 0
-        if self._num_actors == 0:
-            self._local = ModelRollout(*self._args[:-1], num_threads=torch.get_num_threads())
-            self.actors: list[Any] = []
-        else:
-            self.actors = [self._new_actor() for _ in range(self._num_actors)]
+        self.actors = [self._new_actor() for _ in range(config.num_model_rollout_actors)]
 
     def _new_actor(self) -> Any:
         return RemoteModelRollout.options(**self._options).remote(*self._args)
 
     def locations(self) -> list[dict[str, str]]:
-        """Node id and torch device of every rollout actor (of the in-process rollout when there are none)."""
-        if not self.actors:
-            return [self._local.location()]
+        """Node id and torch device of every rollout actor."""
         return ray.get([actor.location.remote() for actor in self.actors])
 
-    def rollout(self, weights: dict[str, Any], real_batches: list[dict[str, np.ndarray]],
-                num_starts: list[int], seeds: list[int]) -> list[SyntheticBatch]:
-        """One job per actor (`len(real_batches) == num_actors`, or 1 in-process job)."""
-        if not self.actors:
-            return [self._local.rollout(weights, real_batches[0], num_starts[0], seeds[0])]
-        weights_ref = ray.put(weights)
+    def _submit(self, actor: Any, weights_ref: Any, job: tuple[Any, ...]) -> tuple[Any, Any]:
+        return actor.rollout.options(num_returns=2).remote(weights_ref, *job)
+
+    def rollout(self, weights_ref: Any, real_batches: list[dict[str, np.ndarray]], num_starts: list[int],
+                seeds: list[int]) -> tuple[list[ray.ObjectRef], list[dict[str, float]]]:
+        """One job per actor; returns references to the synthetic batches and each job's info dict. An actor that
+        died is replaced and its share rerun, so the iteration goes on."""
         jobs = list(zip(real_batches, num_starts, seeds))
-        refs = [actor.rollout.remote(weights_ref, *job) for actor, job in zip(self.actors, jobs)]
-        results = []
-        for index, (ref, job) in enumerate(zip(refs, jobs)):
+        submitted = [self._submit(actor, weights_ref, job) for actor, job in zip(self.actors, jobs)]
+        batch_refs, infos = [], []
+        for index, ((batch_ref, info_ref), job) in enumerate(zip(submitted, jobs)):
             try:
-                results.append(ray.get(ref))
+                infos.append(ray.get(info_ref))
             except ray.exceptions.RayActorError as err:
                 logger.warning("model-rollout actor %d died (%s); replacing it and rerunning its share", index, err)
                 self.num_restarts += 1
                 self.actors[index] = self._new_actor()
-                results.append(ray.get(self.actors[index].rollout.remote(weights_ref, *job)))
-        return results
+                batch_ref, info_ref = self._submit(self.actors[index], weights_ref, job)
+                infos.append(ray.get(info_ref))
+            batch_refs.append(batch_ref)
+        return batch_refs, infos
 
     def stop(self) -> None:
         for actor in self.actors:

@@ -38,9 +38,9 @@ from torch import Tensor
 from rllib_mag.envs.base import RestorableBackend
 from rllib_mag.envs.team import TeamView
 from rllib_mag.models.actor_critic import Actor
-from rllib_mag.models.layers import sample_categorical
+from rllib_mag.models.layers import sample_categorical, softmax_weights
 from rllib_mag.models.world_model import RSSMState, WorldModel
-from rllib_mag.planning.imagination import PlanningConfig, act, imagination_steps, planning_mode
+from rllib_mag.planning.imagination import ActionNoise, PlanningConfig, act, imagination_steps, planning_mode
 from rllib_mag.planning.model_reward import ModelRewardPredictor
 
 #: Imagination modes compared: MAG (planner on) and MAMBA (the same networks, planner off).
@@ -152,7 +152,7 @@ def collect_starts(view: TeamView, networks: Networks, num_starts: int, keep_pro
                     snapshots.append(view.backend.snapshot())
                     kept.append(state)
                 logits = actor.masked_logits(state.features(), torch.as_tensor(obs["action_mask"], device=device))
-                action = sample_categorical(logits.softmax(-1).cpu(), action_generator)
+                action = sample_categorical(softmax_weights(logits).cpu(), action_generator)
                 obs, _, terminated, truncated, _ = view.step(action.numpy())
                 prev_action = F.one_hot(action, world_model.n_actions).float().to(device)
                 running = not (terminated or truncated)
@@ -282,7 +282,9 @@ def oracle_selection(view: TeamView, networks: Networks, starts: StartStates, pl
     state = starts.posterior
     with planning_mode(*networks):
         for t in range(k):
-            action = act(world_model, networks.actor, state.features(), planning, generator)[0]
+            features = state.features()
+            noise = ActionNoise.draw(features.shape[:-1], world_model.n_actions, generator, device)
+            action = act(world_model, networks.actor, features, planning, noise)[0]
             for m in np.flatnonzero(running):
                 view.backend.restore(snapshots[m])
                 step_obs, step_reward, done, forbidden = _simulate(view, _numpy(action[m]).astype(np.int64))

@@ -30,21 +30,27 @@ class WorldModelTrainer:
 
     ``label`` says how R_m's training pairs are built (``ModelRewardLabel``; default: the error of the sampled
     candidate R_m sees). With ``data_parallel`` every learner passes its shard of each batch and the gradients
-    are averaged over the learners before clipping and the step.
+    are averaged over the learners before clipping and the step. ``autocast_dtype=torch.bfloat16`` computes the
+    world-model loss under ``torch.autocast`` (matrix products in bf16; softmax, log-probs, KL and the losses stay
+    float32 by autocast's op lists; weights, gradients and Adam stay float32).
     """
 
     def __init__(self, world_model: WorldModel, model_reward: ModelRewardPredictor,
-                 label: ModelRewardLabel = ModelRewardLabel(), data_parallel: DataParallel | None = None) -> None:
+                 label: ModelRewardLabel = ModelRewardLabel(), data_parallel: DataParallel | None = None,
+                 autocast_dtype: torch.dtype | None = None) -> None:
         cfg = world_model.cfg
         self.world_model, self.model_reward, self.label = world_model, model_reward, label
-        self.data_parallel = data_parallel
+        self.data_parallel, self.autocast_dtype = data_parallel, autocast_dtype
         self.model_opt = torch.optim.Adam(world_model.parameters(), lr=cfg.model_lr)
         self.model_reward_opt = torch.optim.Adam(model_reward.parameters(), lr=cfg.model_reward_lr)
 
     def world_model_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
         """One world-model step (line 4): loss on a contracts.md section 3 batch, Adam, grad-norm clip."""
         self.world_model.train()
-        output = self.world_model.loss(batch)
+        device_type = next(self.world_model.parameters()).device.type
+        with torch.autocast(device_type, dtype=self.autocast_dtype or torch.bfloat16,
+                            enabled=self.autocast_dtype is not None):
+            output = self.world_model.loss(batch)
         self.model_opt.zero_grad(set_to_none=True)
         output.total.backward()
         average_gradients(self.world_model.parameters(), self.data_parallel)

@@ -14,6 +14,11 @@ from rllib_mag.models.layers import AgentAttention, init_weights, mlp
 MASKED_LOGIT = -1e10
 
 
+def mask_logits(logits: Tensor, action_mask: Tensor) -> Tensor:
+    """``logits`` with unavailable actions (``action_mask == 0``) set to ``MASKED_LOGIT``."""
+    return logits.masked_fill(action_mask == 0, MASKED_LOGIT)
+
+
 class Actor(nn.Module):
     """Per-agent shared MLP ``features [..., N, F] -> logits [..., N, A]`` (orthogonal init). Each agent sees only
     its own latent features ``[z, h]``."""
@@ -26,7 +31,7 @@ class Actor(nn.Module):
 
     def masked_logits(self, features: Tensor, action_mask: Tensor) -> Tensor:
         """Logits with unavailable actions (``action_mask == 0``) set to ``MASKED_LOGIT``."""
-        return self.net(features).masked_fill(action_mask == 0, MASKED_LOGIT)
+        return mask_logits(self.net(features), action_mask)
 
     def forward(self, features: Tensor, action_mask: Tensor) -> Categorical:
         return Categorical(logits=self.masked_logits(features, action_mask))

@@ -25,10 +25,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils import _pytree as pytree
 from torch.distributions import Bernoulli, Categorical, Independent, OneHotCategoricalStraightThrough, kl_divergence
 
 from rllib_mag.models.config import LOSS_TERMS, WorldModelConfig
-from rllib_mag.models.layers import AgentAttention, init_weights, mlp, sample_one_hot
+from rllib_mag.models.layers import (AgentAttention, Linear, gru_cell, init_weights, latent_columns, mlp,
+                                     one_hot_linear, sample_one_hot, softmax_weights)
 
 
 #: Loss terms computed by the heads on the features (every term but the latent KL).
@@ -62,6 +64,10 @@ class RSSMState:
     @staticmethod
     def stack(states: Sequence[RSSMState], dim: int = 0) -> RSSMState:
         return RSSMState(torch.stack([s.stoch for s in states], dim), torch.stack([s.deter for s in states], dim))
+
+
+#: A pytree node, so that compiled functions can take and return states (``rllib_mag.compilation``).
+pytree.register_dataclass(RSSMState)
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,7 @@ class WorldModelOutput:
         """``(z_t ~ p(z_t | h_t), h_t)``: a latent drawn from the prior at the posterior's ``h_t`` (no gradient),
         as imagination draws its candidates."""
         logits = self.prior_logits.detach()
-        return RSSMState(sample_one_hot(logits.softmax(-1), generator), self.posterior.deter)
+        return RSSMState(sample_one_hot(softmax_weights(logits), generator), self.posterior.deter)
 
 
 class Decoder(nn.Module):
@@ -123,7 +129,7 @@ class Decoder(nn.Module):
     def __init__(self, cfg: WorldModelConfig, obs_dim: int) -> None:
         super().__init__()
         self.trunk = mlp(cfg.feature_dim, cfg.hidden, cfg.mlp_layers - 1, cfg.hidden)
-        self.out = nn.Linear(cfg.hidden, obs_dim)
+        self.out = Linear(cfg.hidden, obs_dim)
 
     def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
         hidden = F.relu(self.trunk(features))
@@ -138,7 +144,7 @@ class WorldModel(nn.Module):
         self.cfg, self.obs_dim, self.n_actions = cfg, obs_dim, n_actions
         feat, latent = cfg.feature_dim, cfg.stoch
         self.encoder = mlp(obs_dim, cfg.embed, cfg.mlp_layers, cfg.hidden)
-        self.transition_input = nn.Sequential(nn.Linear(n_actions + latent, cfg.hidden), nn.ReLU())
+        self.transition_input = nn.Sequential(Linear(n_actions + latent, cfg.hidden), nn.ReLU())
         self.agent_mixing = AgentAttention(cfg.hidden, cfg.attn_layers, cfg.attn_heads, cfg.attn_ff, cfg.dropout,
                                            cfg.max_agents)
         self.gru = nn.GRUCell(cfg.hidden, cfg.deter)
@@ -149,7 +155,7 @@ class WorldModel(nn.Module):
         self.continue_head = mlp(feat, 1, cfg.head_layers, cfg.head_hidden, nn.ELU)
         self.av_action_head = mlp(feat, n_actions, cfg.head_layers, cfg.head_hidden, nn.ELU)
         self.mi_head = nn.Sequential(mlp(cfg.hidden, cfg.hidden, 1, cfg.hidden, nn.ELU), nn.ReLU(),
-                                     nn.Linear(cfg.hidden, n_actions))
+                                     Linear(cfg.hidden, n_actions))
         init_weights(self, "xavier")
         self.to(cfg.device)
 
@@ -174,23 +180,27 @@ class WorldModel(nn.Module):
         """
         if logits.requires_grad:
             return OneHotCategoricalStraightThrough(logits=logits, validate_args=False).rsample()
-        return sample_one_hot(logits.softmax(-1), generator)
+        return sample_one_hot(softmax_weights(logits), generator)
 
     def transition(self, state: RSSMState, action_onehot: Tensor) -> Tensor:
         """Deterministic step ``h_t = GRU(Attention(ReLU(Linear([a_{t-1}, z_{t-1}]))), h_{t-1})``."""
-        mixed = self.agent_mixing(self.transition_input(torch.cat([action_onehot, state.stoch.flatten(-2)], -1)))
-        return self.gru(mixed.reshape(-1, mixed.shape[-1]), state.deter.reshape(-1, state.deter.shape[-1])
-                        ).reshape(state.deter.shape)
+        return self._recurrent_step(self.transition_input(torch.cat([action_onehot, state.stoch.flatten(-2)], -1)),
+                                    state.deter)
+
+    def transition_from_indices(self, action: Tensor, latent_index: Tensor, deter: Tensor) -> Tensor:
+        """``transition`` from the indices of the one-hot inputs: action ``[..., N]`` and latent classes
+        ``[..., N, C]``. The input layer's product with ``[a, z]`` is then a sum of C + 1 weight columns
+        (``one_hot_linear``), not a GEMM over the ``A + C*K`` one-hot width (the planner's lookahead)."""
+        layer = self.transition_input[0]
+        columns = torch.cat([action[..., None], self.n_actions + latent_columns(latent_index, self.cfg.n_classes)], -1)
+        return self._recurrent_step(F.relu(one_hot_linear(layer.weight, layer.bias, columns)), deter)
+
+    def _recurrent_step(self, transition_input: Tensor, deter: Tensor) -> Tensor:
+        return gru_cell(self.gru, self.agent_mixing(transition_input), deter)
 
     def prior_logits(self, deter: Tensor) -> Tensor:
         """Logits ``[..., N, C, K]`` of the prior ``p(z_t | h_t)``."""
         return self.latent_logits(self.prior_head, deter)
-
-    def imagine_step(self, state: RSSMState, action_onehot: Tensor,
-                     generator: torch.Generator | None = None) -> RSSMState:
-        """One imagined transition: ``h_{t+1}`` from the GRU and ``z_{t+1}`` sampled from the prior."""
-        deter = self.transition(state, action_onehot)
-        return RSSMState(self.sample_latent(self.prior_logits(deter), generator), deter)
 
     def _observe(self, prev_state: RSSMState, prev_action_onehot: Tensor, embed: Tensor, is_first: Tensor,
                  generator: torch.Generator | None) -> tuple[RSSMState, Tensor]:
@@ -214,6 +224,10 @@ class WorldModel(nn.Module):
     def continue_dist(self, features: Tensor) -> Bernoulli:
         """``Bernoulli`` over ``1 - is_terminal`` per agent; ``.probs`` is the imagined discount."""
         return Bernoulli(logits=self.continue_head(features).squeeze(-1), validate_args=False)
+
+    def av_action_probs(self, features: Tensor) -> Tensor:
+        """Availability probabilities ``[..., N, A]`` (the mean of ``av_action_dist``)."""
+        return torch.sigmoid(self.av_action_head(features))
 
     def av_action_dist(self, features: Tensor) -> Independent:
         """Independent Bernoulli per action over the availability mask ``[..., N, A]``."""

@@ -14,17 +14,18 @@ With ``enabled=False`` or ``candidates=1`` the rollout is MAMBA's imagination, s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from typing import ClassVar, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rllib_mag.models.actor_critic import Actor, AttentionCritic
-from rllib_mag.models.layers import eval_mode, sample_categorical
+from rllib_mag.models.actor_critic import Actor, AttentionCritic, mask_logits
+from rllib_mag.models.layers import (categorical_from_uniform, eval_mode, latent_columns, one_hot, one_hot_linear,
+                                     softmax_weights)
 from rllib_mag.models.world_model import RSSMState, WorldModel
 from rllib_mag.planning.model_reward import ModelRewardPredictor
 
@@ -126,11 +127,61 @@ class SyntheticBatch:
         return {name: getattr(self, name).flatten(0, 1) for name in names}
 
     def planner_metrics(self) -> dict[str, float]:
-        """Scalar summaries for logging."""
-        return {"chosen_error": self.chosen_error.mean().item(),
-                "mean_candidate_error": self.mean_candidate_error.mean().item(),
-                "accumulated_error": self.accumulated_error[-1].item(),
-                "imagined_reward": self.reward.mean().item()}
+        """Finite scalar summaries for logging, with the accumulated R_m error after each step (the paper's Fig. 3
+        quantity, ``accumulated_error_step_NN``); without planning there are no candidate scores."""
+        metrics = {"chosen_error": self.chosen_error.mean().item(),
+                   "mean_candidate_error": self.mean_candidate_error.mean().item(),
+                   "accumulated_error": self.accumulated_error[-1].item(),
+                   "imagined_reward": self.reward.mean().item(),
+                   **{f"accumulated_error_step_{step:02d}": error
+                      for step, error in enumerate(self.accumulated_error.tolist(), start=1)}}
+        return {key: value for key, value in metrics.items() if math.isfinite(value)}
+
+
+class ActionNoise(NamedTuple):
+    """Uniforms for ``act`` on states ``[..., N]``: one per action for the Bernoulli availability mask
+    ``[..., N, A]`` and one per agent for the action draw ``[..., N, 1]``."""
+
+    availability: Tensor
+    action: Tensor
+
+    @staticmethod
+    def draw(batch_shape: Sequence[int], n_actions: int, generator: torch.Generator | None = None,
+             device: torch.device | str = "cpu") -> ActionNoise:
+        """Fresh uniforms for states of ``batch_shape`` (agent axis included) from ``generator``."""
+        return ActionNoise(torch.rand(*batch_shape, n_actions, generator=generator, device=device),
+                           torch.rand(*batch_shape, 1, generator=generator, device=device))
+
+
+class StepNoise(NamedTuple):
+    """Every uniform one imagined step consumes, drawn before the step so that the step is a pure tensor function
+    (``torch.compile`` takes no ``torch.Generator``; eager and compiled steps see the same draws).
+
+    Attributes:
+        action: ``act`` at ``s_t`` ``[M, N, ...]`` (line 9).
+        candidates: the L candidate latents of ``z_{t+1}``, ``[L, M, N, C, 1]``.
+        lookahead: ``act`` at each further lookahead step, ``[H-1, L*M, N, ...]`` (line 10; None without planning).
+        lookahead_latents: the latents of those steps, ``[H-1, L*M, N, C, 1]`` (None without planning).
+    """
+
+    action: ActionNoise
+    candidates: Tensor
+    lookahead: ActionNoise | None
+    lookahead_latents: Tensor | None
+
+    @staticmethod
+    def draw(world_model: WorldModel, state: RSSMState, cfg: PlanningConfig,
+             generator: torch.Generator | None = None) -> StepNoise:
+        batch, device = state.deter.shape[:-1], state.deter.device
+        n_cand, n_latents = cfg.n_candidates, world_model.cfg.n_categoricals
+        noise = StepNoise(ActionNoise.draw(batch, world_model.n_actions, generator, device),
+                          torch.rand(n_cand, *batch, n_latents, 1, generator=generator, device=device), None, None)
+        if n_cand == 1:
+            return noise
+        lookahead_batch = (cfg.horizon - 1, n_cand * batch[0], *batch[1:])
+        return noise._replace(
+            lookahead=ActionNoise.draw(lookahead_batch, world_model.n_actions, generator, device),
+            lookahead_latents=torch.rand(*lookahead_batch, n_latents, 1, generator=generator, device=device))
 
 
 class PlanStep(NamedTuple):
@@ -143,33 +194,61 @@ class PlanStep(NamedTuple):
     choice: Tensor | None
 
 
-def act(world_model: WorldModel, actor: Actor, features: Tensor, cfg: PlanningConfig,
-        generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """Algorithm 1 line 9 in the model: availability mask from the av head (sampled or thresholded), masked actor
-    logits, sampled action. Returns ``(action [..., N], masked logits [..., N, A], mask [..., N, A])``."""
-    av_probs = world_model.av_action_dist(features).mean
+def draw_action(av_probs: Tensor, logits: Tensor, cfg: PlanningConfig,
+                noise: ActionNoise) -> tuple[Tensor, Tensor, Tensor]:
+    """Algorithm 1 line 9 given the av head's probabilities and the actor's raw logits ``[..., N, A]``: availability
+    mask (a Bernoulli draw, or thresholded), masked logits and the sampled action. Returns ``(action [..., N],
+    masked logits, mask)``."""
     if cfg.availability == "sample":
-        mask = torch.bernoulli(av_probs, generator=generator)
+        mask = (noise.availability < av_probs).to(av_probs.dtype)
     else:
         mask = (av_probs > cfg.availability_threshold).to(av_probs.dtype)
-    logits = actor.masked_logits(features, mask)
-    return sample_categorical(logits.softmax(-1), generator), logits, mask
+    masked = mask_logits(logits, mask)
+    return categorical_from_uniform(softmax_weights(masked), noise.action), masked, mask
+
+
+def act(world_model: WorldModel, actor: Actor, features: Tensor, cfg: PlanningConfig,
+        noise: ActionNoise) -> tuple[Tensor, Tensor, Tensor]:
+    """Line 9 in the model on ``features [..., N, F]``: ``draw_action`` on the av head and the actor."""
+    return draw_action(world_model.av_action_probs(features), actor.net(features), cfg, noise)
+
+
+def lookahead_heads(world_model: WorldModel, actor: Actor, model_reward: ModelRewardPredictor, latent_index: Tensor,
+                    deter: Tensor, with_policy: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """R_m's predicted error ``[B, N]`` (float32) at ``s = [z, h]`` and, ``with_policy``, the av head's
+    probabilities and the actor's raw logits, from z's class indices ``[B, N, C]`` and ``h = deter``.
+
+    The three networks read the same s, and z is one-hot: their first layers run as one ``one_hot_linear``
+    (C weight columns gathered per agent, plus one GEMM on h) instead of three GEMMs over ``C*K + deter`` inputs
+    (C*K is 80% of them at paper size)."""
+    nets = (model_reward.net, world_model.av_action_head, actor.net) if with_policy else (model_reward.net,)
+    firsts = [net[0] for net in nets]
+    hidden = one_hot_linear(torch.cat([f.weight for f in firsts]), torch.cat([f.bias for f in firsts]),
+                            latent_columns(latent_index, world_model.cfg.n_classes), deter)
+    outs = [net[1:](part) for net, part in zip(nets, hidden.split([f.out_features for f in firsts], -1))]
+    error = outs[0].squeeze(-1).float()
+    return (error, torch.sigmoid(outs[1]), outs[2]) if with_policy else (error, None, None)
 
 
 def candidate_scores(world_model: WorldModel, actor: Actor, model_reward: ModelRewardPredictor, deter: Tensor,
-                     candidates: Tensor, cfg: PlanningConfig, generator: torch.Generator | None = None) -> Tensor:
-    """Algorithm 1 lines 10-11: roll each candidate ``(z = candidates[j], h = deter)`` H-1 further steps under the
-    current policy, all ``L*M`` joint states in one batch, and return ``sum_i score_discount**i * mean_agents
-    R_m(s_i)`` per candidate and start, ``[L, M]``."""
+                     candidates: Tensor, cfg: PlanningConfig, noise: StepNoise) -> Tensor:
+    """Algorithm 1 lines 10-11: roll each candidate ``(z, h = deter)``, z of class indices ``candidates[j]``
+    ``[M, N, C]``, H-1 further steps under the current policy, all ``L*M`` joint states in one batch, and return
+    ``sum_i score_discount**i * mean_agents R_m(s_i)`` per candidate and start, ``[L, M]``. The lookahead works on
+    latent indices (``lookahead_heads``, ``WorldModel.transition_from_indices``): no one-hot is built."""
     n_cand = candidates.shape[0]
-    state = RSSMState(candidates.flatten(0, 1), deter.expand(n_cand, *deter.shape).flatten(0, 1))
-    feat = state.features()
-    score = model_reward(feat).float().mean(-1)
-    for i in range(1, cfg.horizon):
-        action = act(world_model, actor, feat, cfg, generator)[0]
-        state = world_model.imagine_step(state, F.one_hot(action, world_model.n_actions).to(feat.dtype), generator)
-        feat = state.features()
-        score = score + cfg.score_discount ** i * model_reward(feat).float().mean(-1)
+    index, deter = candidates.flatten(0, 1), deter.expand(n_cand, *deter.shape).flatten(0, 1)
+    score = torch.zeros(index.shape[0], device=index.device)
+    for i in range(cfg.horizon):
+        policy = i < cfg.horizon - 1  # the last state is scored, not acted in
+        error, av_probs, logits = lookahead_heads(world_model, actor, model_reward, index, deter, policy)
+        score = score + cfg.score_discount ** i * error.mean(-1)
+        if not policy:
+            break
+        step_noise = ActionNoise(noise.lookahead.availability[i], noise.lookahead.action[i])
+        action = draw_action(av_probs, logits, cfg, step_noise)[0]
+        deter = world_model.transition_from_indices(action, index, deter)
+        index = categorical_from_uniform(softmax_weights(world_model.prior_logits(deter)), noise.lookahead_latents[i])
     return score.view(n_cand, -1)
 
 
@@ -182,15 +261,17 @@ def select_candidates(scores: Tensor, selection: str) -> Tensor:
 
 
 def plan_step(world_model: WorldModel, actor: Actor, model_reward: ModelRewardPredictor | None, state: RSSMState,
-              action_onehot: Tensor, cfg: PlanningConfig, generator: torch.Generator | None = None) -> PlanStep:
+              action_onehot: Tensor, cfg: PlanningConfig, noise: StepNoise) -> PlanStep:
     """Predict ``s_{t+1}`` for all M starts (Algorithm 1 lines 10-12): one deterministic transition, L prior
-    samples of ``z_{t+1}`` drawn in one call, lookahead scoring and selection when L > 1."""
+    samples of ``z_{t+1}``, lookahead scoring and selection when L > 1."""
     deter = world_model.transition(state, action_onehot)
     logits = world_model.prior_logits(deter)
-    candidates = world_model.sample_latent(logits.expand(cfg.n_candidates, *logits.shape), generator)
+    index = categorical_from_uniform(softmax_weights(logits.expand(cfg.n_candidates, *logits.shape)),
+                                     noise.candidates)
+    candidates = one_hot(index, logits.shape[-1], logits.dtype)
     if cfg.n_candidates == 1:
         return PlanStep(RSSMState(candidates[0], deter), candidates, None, None)
-    scores = candidate_scores(world_model, actor, model_reward, deter, candidates, cfg, generator)
+    scores = candidate_scores(world_model, actor, model_reward, deter, index, cfg, noise)
     choice = select_candidates(scores, cfg.selection)
     kept = candidates[choice, torch.arange(candidates.shape[1], device=choice.device)]
     return PlanStep(RSSMState(kept, deter), candidates, scores, choice)
@@ -207,6 +288,17 @@ class ImaginedStep(NamedTuple):
     plan: PlanStep
 
 
+def imagined_step(world_model: WorldModel, actor: Actor, model_reward: ModelRewardPredictor | None,
+                  state: RSSMState, cfg: PlanningConfig, noise: StepNoise) -> ImaginedStep:
+    """Algorithm 1 lines 9-12 for every start: act at ``s_t``, then plan ``s_{t+1}``. A pure function of its
+    tensors (``noise`` holds the randomness), which is what ``StepRunner`` compiles."""
+    features = state.features()
+    action, logits, mask = act(world_model, actor, features, cfg, noise.action)
+    plan = plan_step(world_model, actor, model_reward, state,
+                     one_hot(action, world_model.n_actions, features.dtype), cfg, noise)
+    return ImaginedStep(features, action, logits, mask, plan)
+
+
 @contextmanager
 def planning_mode(*networks: nn.Module | None) -> Iterator[None]:
     """Every network in eval mode (no dropout: all candidates share ``h_{t+1}``) under ``torch.inference_mode``."""
@@ -215,31 +307,31 @@ def planning_mode(*networks: nn.Module | None) -> Iterator[None]:
 
 
 def imagination_steps(world_model: WorldModel, actor: Actor, model_reward: ModelRewardPredictor | None,
-                      start_state: RSSMState, cfg: PlanningConfig,
-                      generator: torch.Generator | None = None) -> Iterator[ImaginedStep]:
+                      start_state: RSSMState, cfg: PlanningConfig, generator: torch.Generator | None = None,
+                      step: Callable[..., ImaginedStep] = imagined_step) -> Iterator[ImaginedStep]:
     """Algorithm 1 lines 8-14 from ``start_state [M, N, ...]``, one ``ImaginedStep`` per step; call it under
-    ``planning_mode``. The networks compute in the dtype of the world model's parameters."""
+    ``planning_mode``. The networks compute in the dtype of the world model's parameters; ``step`` is
+    ``imagined_step`` or a compiled ``StepRunner`` of it."""
     if model_reward is None and cfg.n_candidates > 1:
         raise ValueError("planning with candidates > 1 needs a model_reward (R_m) network")
     dtype = next(world_model.parameters()).dtype
     state = start_state.map(lambda x: x.to(dtype))
     for _ in range(cfg.rollout_length):
-        features = state.features()
-        action, logits, mask = act(world_model, actor, features, cfg, generator)
-        step = plan_step(world_model, actor, model_reward, state,
-                         F.one_hot(action, world_model.n_actions).to(dtype), cfg, generator)
-        yield ImaginedStep(features, action, logits, mask, step)
-        state = step.next_state
+        imagined = step(world_model, actor, model_reward, state, cfg, StepNoise.draw(world_model, state, cfg, generator))
+        yield imagined
+        state = imagined.plan.next_state
 
 
 def imagine(world_model: WorldModel, actor: Actor, critic: AttentionCritic,
             model_reward: ModelRewardPredictor | None, start_state: RSSMState, cfg: PlanningConfig,
-            generator: torch.Generator | None = None) -> SyntheticBatch:
+            generator: torch.Generator | None = None,
+            step: Callable[..., ImaginedStep] = imagined_step) -> SyntheticBatch:
     """Algorithm 1 lines 6-15 from ``start_state [M, N, ...]`` under ``planning_mode``. Outputs are ordinary
     float32 tensors without grad.
 
     The networks compute in the dtype of the world model's parameters: cast them to ``torch.bfloat16`` for
     about 2-3x faster planning on CPUs and GPUs with bf16 matrix units (sampling and scores stay float32).
+    ``step``: ``imagined_step`` (eager) or a ``StepRunner`` (compiled).
     """
     n_starts, n_agents = start_state.deter.shape[:2]
     k, n_actions, device = cfg.rollout_length, world_model.n_actions, start_state.deter.device
@@ -253,7 +345,7 @@ def imagine(world_model: WorldModel, actor: Actor, critic: AttentionCritic,
         values = torch.empty(n_starts, k + 1, n_agents, device=device)
         chosen, mean_candidate, step_error = nan.clone(), nan.clone(), nan.clone()
     with planning_mode(world_model, actor, critic, model_reward):
-        steps = imagination_steps(world_model, actor, model_reward, start_state, cfg, generator)
+        steps = imagination_steps(world_model, actor, model_reward, start_state, cfg, generator, step)
         for t, step in enumerate(steps):
             feats[:, t], actions[:, t], logits_out[:, t], masks[:, t] = step[:4]
             if step.plan.scores is not None:

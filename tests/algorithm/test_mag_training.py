@@ -133,6 +133,26 @@ def test_rollout_actors_mamba_mode_replacement_and_policy_export(ray_local, tmp_
     env.step(actions)
 
 
+def test_learner_imagines_on_its_own_networks_compiled_without_rollout_actors(ray_local):
+    """`num_model_rollout_actors: 0`: the learner imagines into its own D_m with a compiled step; the compile time
+    shows in the first iteration's timers and not again once the shapes are known."""
+    algo = tiny_config(num_model_rollout_actors=0, compile_imagination=True).build()
+    try:
+        first, second = algo.train(), algo.train()
+        assert algo.rollout_pool.actors == []
+        held = [r.get() for r in algo.learner_group.foreach_learner(
+            lambda learner: (len(learner.synthetic_buffer), learner.imagination.step.enabled))]
+        assert held == [(TINY["imagination_starts_M"] * K, True)]  # capacity 64 = the latest round
+        assert first["timers"]["imagination_compile"] > 0
+        assert second["timers"]["imagination_compile"] == 0
+        assert second["mag"]["synthetic_buffer_transitions"] == TINY["imagination_starts_M"] * K
+        assert second["mag"]["num_synthetic_transitions_lifetime"] == (
+            second["mag"]["num_learner_updates_lifetime"] * TINY["imagination_starts_M"] * K)
+        assert math.isfinite(second["planning"]["chosen_error"])
+    finally:
+        algo.stop()
+
+
 def learner_weights(algo) -> list[dict[str, torch.Tensor]]:
     return [result.get() for result in algo.learner_group.foreach_learner(
         lambda learner: {k: v.detach().cpu() for k, v in learner.networks.state_dict().items()})]
@@ -286,11 +306,13 @@ def test_model_rollout_loads_learner_weights_and_returns_float32(dtype):
     observation_space, _ = team_spaces(3, 6, 5, 4)
     rollout = ModelRollout(observation_space, {"name": "small"},
                            PlanningConfig(rollout_length=3, horizon=2, candidates=2), dtype=dtype)
-    weights = {name: {k: v.float() for k, v in getattr(rollout, name).state_dict().items()}
+    networks = rollout.imagination.networks
+    weights = {name: {k: v.float() for k, v in getattr(networks, name).state_dict().items()}
                for name in ROLLOUT_NETWORKS}
     real = {k: v.numpy() for k, v in random_sequence_batch(8, 4, 3, 6, 4).items()}
-    synthetic = rollout.rollout(weights, real, num_starts=10, seed=0)
-    assert next(rollout.world_model.parameters()).dtype == getattr(torch, dtype)
+    synthetic, info = rollout.rollout(weights, real, num_starts=10, seed=0)
+    assert info == {"compile_seconds": 0.0}  # eager unless compile=True
+    assert next(networks.world_model.parameters()).dtype == getattr(torch, dtype)
     assert synthetic.features.shape == (10, 3, 3, 128) and synthetic.values.dtype == torch.float32
     assert torch.isfinite(synthetic.values).all() and torch.isfinite(synthetic.chosen_error).all()
 

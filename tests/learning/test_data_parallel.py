@@ -70,8 +70,10 @@ def test_two_learners_on_shards_take_the_single_learner_steps(tmp_path: Path) ->
             query0, _, values0 = rank0[name].chunk(3)
             value, rank0[name] = torch.cat([query, values]), torch.cat([query0, values0])
         torch.testing.assert_close(rank0[name], value, rtol=1e-5, atol=1e-6)
+    # Without the gradient average a shard's step is another step (Adam's sign-like first steps can agree on a
+    # few tensors, e.g. the output bias, so the weights are compared).
     assert all(not torch.allclose(one_shard_alone[name], single[name], atol=1e-4) for name in single
-               if name.startswith("actor."))  # without the gradient average a shard's step is another step
+               if name.startswith("actor.") and name.endswith("weight"))
 
 
 def test_synthetic_batch_splits_into_equal_shards() -> None:

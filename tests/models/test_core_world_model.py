@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rllib_mag.models import LOSS_TERMS, Actor, AttentionCritic, WorldModel, from_preset
+from rllib_mag.models import LOSS_TERMS, Actor, AttentionCritic, RSSMState, WorldModel, from_preset
 from rllib_mag.models.actor_critic import MASKED_LOGIT
-from rllib_mag.models.layers import eval_mode
+from rllib_mag.models.layers import categorical_from_uniform, eval_mode, one_hot, softmax_weights
 from rllib_mag.models.synthetic import random_sequence_batch
 
 T, B, N, D, A = 8, 3, 2, 6, 4
@@ -104,10 +104,13 @@ def test_observe_step_matches_training_filter(model, batch):
             prev = F.one_hot(batch["action"][t], A).float()
 
 
-def test_imagine_step_and_agent_mixing(model, cfg):
+def test_imagined_transition_and_agent_mixing(model, cfg):
     with eval_mode(model), torch.no_grad():
         state = model.initial_state((5, 3))
-        state = model.imagine_step(state, F.one_hot(torch.zeros(5, 3, dtype=torch.long), A).float())
+        deter = model.transition(state, F.one_hot(torch.zeros(5, 3, dtype=torch.long), A).float())
+        index = categorical_from_uniform(softmax_weights(model.prior_logits(deter)), torch.rand(5, 3, cfg.n_categoricals, 1))
+        state = RSSMState(one_hot(index, cfg.n_classes, deter.dtype), deter)
+        assert (state.stoch.sum(-1) == 1).all()
         assert state.stoch.shape == (5, 3, cfg.n_categoricals, cfg.n_classes) and state.deter.shape == (5, 3, cfg.deter)
         actions = torch.zeros(5, 3, dtype=torch.long)
         other = actions.clone()

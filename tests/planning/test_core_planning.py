@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from rllib_mag.models import Actor, AttentionCritic, RSSMState, WorldModel, from_preset
-from rllib_mag.models.layers import eval_mode
+from rllib_mag.models.layers import categorical_from_uniform, eval_mode, one_hot, softmax_weights
 from rllib_mag.models.synthetic import random_sequence_batch
 from rllib_mag.learning.world_model_trainer import train_model_reward_step
 from rllib_mag.planning import (PAPER_TERMS, REFERENCE_TERMS, ModelRewardPredictor, PlanningConfig, imagine,
                                 model_error_labels)
-from rllib_mag.planning.imagination import act, plan_step, select_candidates
+from rllib_mag.planning.imagination import StepNoise, act, lookahead_heads, plan_step, select_candidates
 
 D, A, N, M = 6, 4, 3, 10
 
@@ -104,8 +104,9 @@ def _one_plan_step(nets, start, cfg, seed=0):
     wm, actor, _, rm = nets
     g = torch.Generator().manual_seed(seed)
     with eval_mode(*nets), torch.inference_mode():
-        action = act(wm, actor, start.features(), cfg, g)[0]
-        return plan_step(wm, actor, rm, start, F.one_hot(action, A).float(), cfg, g)
+        noise = StepNoise.draw(wm, start, cfg, g)
+        action = act(wm, actor, start.features(), cfg, noise.action)[0]
+        return plan_step(wm, actor, rm, start, F.one_hot(action, A).float(), cfg, noise)
 
 
 def test_choice_equals_brute_force_per_start_argmin(nets, start):
@@ -142,14 +143,17 @@ def test_single_candidate_equals_mamba_rollout(nets, start):
     for f in dataclasses.fields(a):
         torch.testing.assert_close(getattr(a, f.name), getattr(b, f.name), equal_nan=True)
     assert torch.isnan(a.chosen_error).all() and torch.isfinite(a.accumulated_error).all()
-    # hand-written MAMBA imagination: act, imagine_step (prior sample) with the same generator
+    # hand-written MAMBA imagination: act, transition, one prior sample, with the same uniforms
     wm, actor = nets[0], nets[1]
     g = torch.Generator().manual_seed(3)
     state, feats = start, []
     with eval_mode(*nets), torch.inference_mode():
         for _ in range(k):
-            action = act(wm, actor, state.features(), PlanningConfig(), g)[0]
-            state = wm.imagine_step(state, F.one_hot(action, A).float(), g)
+            noise = StepNoise.draw(wm, state, PlanningConfig(enabled=False), g)
+            action = act(wm, actor, state.features(), PlanningConfig(), noise.action)[0]
+            deter = wm.transition(state, F.one_hot(action, A).float())
+            index = categorical_from_uniform(softmax_weights(wm.prior_logits(deter)), noise.candidates[0])
+            state = RSSMState(one_hot(index, wm.cfg.n_classes, deter.dtype), deter)
             feats.append(state.features())
     torch.testing.assert_close(a.features[:, 1:], torch.stack(feats[:-1], 1))
 
@@ -184,3 +188,20 @@ def test_planning_config_errors(nets, start):
             PlanningConfig(**bad)
     with pytest.raises(ValueError, match="model_reward"):
         imagine(nets[0], nets[1], nets[2], None, start, PlanningConfig())
+
+
+def test_index_based_lookahead_equals_the_networks_on_one_hot_features(nets, start):
+    """The lookahead's shared first layers (`lookahead_heads`) and index-based transition give what the networks
+    and `WorldModel.transition` give on the one-hot features."""
+    wm, actor, _, rm = nets
+    index = start.stoch.argmax(-1)
+    with eval_mode(*nets), torch.no_grad():
+        error, av_probs, logits = lookahead_heads(wm, actor, rm, index, start.deter, with_policy=True)
+        features = start.features()
+        torch.testing.assert_close(error, rm(features))
+        torch.testing.assert_close(av_probs, wm.av_action_dist(features).mean)
+        torch.testing.assert_close(logits, actor.net(features))
+        assert lookahead_heads(wm, actor, rm, index, start.deter, with_policy=False)[1:] == (None, None)
+        action = torch.randint(0, A, index.shape[:-1])
+        torch.testing.assert_close(wm.transition_from_indices(action, index, start.deter),
+                                   wm.transition(start, F.one_hot(action, A).float()))
