@@ -76,7 +76,6 @@ class MAGConfig(AlgorithmConfig):
         self.planning_selection = "per_start"
         self.planning_discount = 1.0
         self.planning_dtype = "float32"
-        self.compile_imagination = True
         # Ground-truth model error against the simulator (SMAX only), every `model_error_eval_interval` iterations.
         self.model_error_eval_interval = 0
         self.model_error_eval_starts = 32
@@ -100,6 +99,8 @@ class MAGConfig(AlgorithmConfig):
         self.lambda_ = 0.95
         self.episodes_per_iteration = 1
         self.training_ratio: float | None = None
+        # torch.compile of the imagined step and the PPO losses (eager where no C++ compiler is found).
+        self.compile = True
         # RLlib settings MAG relies on.
         self.lr = None
         self.num_env_runners = 0
@@ -149,20 +150,15 @@ class MAGConfig(AlgorithmConfig):
     def planning(self, *, mode: str = NotProvided, rollout_length_k: int = NotProvided,
                  planning_horizon_H: int = NotProvided, planning_candidates_L: int = NotProvided,
                  imagination_starts_M: int = NotProvided, selection: str = NotProvided,
-                 discount: float = NotProvided, dtype: str = NotProvided,
-                 compile: bool = NotProvided) -> "MAGConfig":
+                 discount: float = NotProvided, dtype: str = NotProvided) -> "MAGConfig":
         """Random-shooting MPC; `mode="mamba"` turns planning off (the MAMBA baseline).
 
         `dtype="bfloat16"` runs the rollout actors' networks in bfloat16: about 2-3x faster imagination on
         hardware with bf16 matrix units (AVX512-BF16/AMX CPUs, recent GPUs); sampling and scores stay float32.
-        `compile` (default True) runs the imagined step under `torch.compile` (fused kernels; on CPU it needs a C++
-        compiler, and falls back to eager with a warning without one); its compile time is
-        `timers/imagination_compile`. `compile=False` is the eager path.
         """
         return self._set(mode=mode, rollout_length_k=rollout_length_k, planning_horizon_H=planning_horizon_H,
                          planning_candidates_L=planning_candidates_L, imagination_starts_M=imagination_starts_M,
-                         planning_selection=selection, planning_discount=discount, planning_dtype=dtype,
-                         compile_imagination=compile)
+                         planning_selection=selection, planning_discount=discount, planning_dtype=dtype)
 
     def model_error_evaluation(self, *, interval: int = NotProvided, starts: int = NotProvided) -> "MAGConfig":
         """Measure the true model error against the simulator every `interval` iterations (0 = off): from
@@ -190,17 +186,20 @@ class MAGConfig(AlgorithmConfig):
                  entropy_coeff: float = NotProvided, entropy_annealing: float = NotProvided,
                  policy_grad_clip: float = NotProvided, lambda_: float = NotProvided,
                  episodes_per_iteration: int = NotProvided, training_ratio: float | None = NotProvided,
-                 **kwargs: Any) -> "MAGConfig":
+                 compile: bool = NotProvided, **kwargs: Any) -> "MAGConfig":
         """PPO on imagined data and the schedule; other keys go to `AlgorithmConfig.training`.
 
         `training_ratio` = learner updates per real env step; None (default) = one update per collected
-        episode, as the released code does.
+        episode, as the released code does. `compile` (default True) runs the imagined step and the PPO losses
+        under `torch.compile` (fused kernels; on CPU it needs a C++ compiler and falls back to eager with one
+        warning without one); compile time is `timers/imagination_compile` and `timers/policy_compile`, once per
+        new input shape. `compile=False` is the eager path.
         """
         super().training(**kwargs)
         return self._set(actor_lr=actor_lr, critic_lr=critic_lr, policy_rounds=policy_rounds, ppo_epochs=ppo_epochs,
                          ppo_minibatch_size=ppo_minibatch_size, clip_param=clip_param, entropy_coeff=entropy_coeff,
                          entropy_annealing=entropy_annealing, policy_grad_clip=policy_grad_clip, lambda_=lambda_,
-                         episodes_per_iteration=episodes_per_iteration, training_ratio=training_ratio)
+                         episodes_per_iteration=episodes_per_iteration, training_ratio=training_ratio, compile=compile)
 
     # ---- RLlib hooks ----------------------------------------------------------------------------
     def get_default_rl_module_spec(self) -> RLModuleSpec:
@@ -257,9 +256,8 @@ class MAGConfig(AlgorithmConfig):
                               f"({self.warmup_steps}) and batch_length_T ({self.batch_length_T})")
         if self.training_ratio is not None and not self.training_ratio > 0:
             self._value_error(f"MAGConfig.training_ratio={self.training_ratio!r} is invalid: must be > 0 or None")
-        if not isinstance(self.compile_imagination, bool):
-            self._value_error(f"MAGConfig.compile_imagination={self.compile_imagination!r} is invalid: must be true "
-                              "or false")
+        if not isinstance(self.compile, bool):
+            self._value_error(f"MAGConfig.compile={self.compile!r} is invalid: must be true or false")
         if self.planning_dtype != "float32" and self.num_model_rollout_actors == 0:
             self._value_error(f"MAGConfig.planning_dtype={self.planning_dtype!r} is invalid with "
                               "num_model_rollout_actors=0: the learners imagine with their own float32 networks; "

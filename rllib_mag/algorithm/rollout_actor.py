@@ -130,7 +130,7 @@ class RolloutActorPool:
         device = "cuda" if config.num_gpus_per_rollout_actor > 0 else "cpu"
         self._args = (observation_space, config.world_model_settings(), planning_config(config), device,
                       config.planning_dtype, max(1, int(config.num_cpus_per_rollout_actor)),
-                      config.compile_imagination)
+                      config.compile)
         self._options = {"num_cpus": config.num_cpus_per_rollout_actor,
                          "num_gpus": config.num_gpus_per_rollout_actor}
         self.num_restarts = 0

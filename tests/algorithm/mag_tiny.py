@@ -10,7 +10,7 @@ TINY = {
     "warmup_steps": 40, "imagination_starts_M": 16, "rollout_length_k": 4, "planning_horizon_H": 2,
     "planning_candidates_L": 2, "synthetic_capacity": 64, "policy_rounds": 1, "ppo_epochs": 1,
     "ppo_minibatch_size": 32, "episodes_per_iteration": 1, "num_env_runners": 0, "num_model_rollout_actors": 1,
-    "num_cpus_per_rollout_actor": 0.5, "compile_imagination": False,
+    "num_cpus_per_rollout_actor": 0.5, "compile": False,
 }
 
 

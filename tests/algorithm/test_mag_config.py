@@ -143,8 +143,8 @@ def test_true_model_error_needs_a_restorable_simulator(env):
 
 
 def test_compile_and_in_learner_imagination_are_validated():
-    assert valid_config().planning(compile=False).compile_imagination is False
-    with pytest.raises(ValueError, match=r"compile_imagination='yes' is invalid: must be true or false"):
-        valid_config().update_from_dict({"compile_imagination": "yes"}).validate()
+    assert valid_config().training(compile=False).compile is False and valid_config().compile is True
+    with pytest.raises(ValueError, match=r"compile='yes' is invalid: must be true or false"):
+        valid_config().update_from_dict({"compile": "yes"}).validate()
     with pytest.raises(ValueError, match=r"planning_dtype='bfloat16' is invalid with num_model_rollout_actors=0"):
         valid_config().planning(dtype="bfloat16").rollout_actors(num_model_rollout_actors=0).validate()

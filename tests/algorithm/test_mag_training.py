@@ -133,10 +133,15 @@ def test_rollout_actors_mamba_mode_replacement_and_policy_export(ray_local, tmp_
     env.step(actions)
 
 
-def test_learner_imagines_on_its_own_networks_compiled_without_rollout_actors(ray_local):
+def held_synthetic(algo) -> list[torch.Tensor]:
+    """Each learner's D_m features."""
+    return [r.get() for r in algo.learner_group.foreach_learner(lambda learner: learner.synthetic_buffer.all().features)]
+
+
+def test_learner_imagines_on_its_own_networks_compiled_without_rollout_actors(ray_local, tmp_path):
     """`num_model_rollout_actors: 0`: the learner imagines into its own D_m with a compiled step; the compile time
-    shows in the first iteration's timers and not again once the shapes are known."""
-    algo = tiny_config(num_model_rollout_actors=0, compile_imagination=True).build()
+    shows in the first iteration's timers and not again once the shapes are known; D_m is checkpointed on request."""
+    algo = tiny_config(num_model_rollout_actors=0, compile=True, checkpoint_synthetic_buffer=True).build()
     try:
         first, second = algo.train(), algo.train()
         assert algo.rollout_pool.actors == []
@@ -149,8 +154,15 @@ def test_learner_imagines_on_its_own_networks_compiled_without_rollout_actors(ra
         assert second["mag"]["num_synthetic_transitions_lifetime"] == (
             second["mag"]["num_learner_updates_lifetime"] * TINY["imagination_starts_M"] * K)
         assert math.isfinite(second["planning"]["chosen_error"])
+        held = held_synthetic(algo)
+        path = algo.save_to_path(str(tmp_path / "checkpoint"))
     finally:
         algo.stop()
+    restored = MAG.from_checkpoint(path)
+    try:
+        assert all(torch.equal(a, b) for a, b in zip(held_synthetic(restored), held, strict=True))
+    finally:
+        restored.stop()
 
 
 def learner_weights(algo) -> list[dict[str, torch.Tensor]]:
