@@ -12,8 +12,7 @@ Cases (``--cases``):
 * ``learner_update``: one full learner update of the reference schedule (60 world-model steps, 60 R_m steps,
   4 x (imagination + PPO)); by default only for the ``small`` preset.
 
-``--compile`` runs the imagined step (and, in ``learner_update``, the PPO losses) under ``torch.compile`` (the
-``compile`` config key): one untimed warm-up imagination compiles the step; ``compile s`` is the wall time of the
+``--compile`` runs the imagined step under ``torch.compile`` (the ``compile`` config key): one untimed warm-up imagination compiles the step; ``compile s`` is the wall time of the
 first call per input shape (compilation included).
 
 Example: ``python benchmarks/planner_throughput.py --presets paper small --agents 3 5 --threads 1 2``
@@ -50,7 +49,6 @@ _skip_package_init()
 
 from rllib_mag.compilation import Compiled  # noqa: E402
 from rllib_mag.learning import PPOConfig, WorldModelTrainer, make_optimizers, ppo_update  # noqa: E402
-from rllib_mag.learning.ppo import PPOObjectives  # noqa: E402
 from rllib_mag.models import Actor, AttentionCritic, WorldModel, from_preset  # noqa: E402
 from rllib_mag.models.synthetic import random_sequence_batch  # noqa: E402
 from rllib_mag.planning import ModelRewardPredictor, PlanningConfig, imagine  # noqa: E402
@@ -103,7 +101,7 @@ def run_case(case: str, preset: str, n_agents: int, threads: int, starts: int, r
     trainer = WorldModelTrainer(wm, rm)
     actor_opt, critic_opt = make_optimizers(actor, critic, ppo_cfg)
 
-    step, objectives = Compiled(imagined_step, compile), PPOObjectives(compile)
+    step = Compiled(imagined_step, compile)
 
     def imagination() -> None:
         imagine(wm, actor, critic, rm, start, plan, gen, step)
@@ -115,7 +113,7 @@ def run_case(case: str, preset: str, n_agents: int, threads: int, starts: int, r
             trainer.model_reward_step(seq_batch)
         for _ in range(4):
             synthetic = imagine(wm, actor, critic, rm, start, plan, gen, step)
-            ppo_update(actor, critic, actor_opt, critic_opt, synthetic, ppo_cfg, gen, objectives=objectives)
+            ppo_update(actor, critic, actor_opt, critic_opt, synthetic, ppo_cfg, gen)
 
     synthetic = imagine(wm, actor, critic, rm, start, PlanningConfig(enabled=False), gen) if case == "ppo" else None
     work = {
@@ -129,7 +127,7 @@ def run_case(case: str, preset: str, n_agents: int, threads: int, starts: int, r
         imagination()  # compiles the step: `step.compile_seconds` (its first call, compilation included)
     wall, cpu = zip(*(_timed(work) for _ in range(repeats)))
     return {"seconds": list(wall), "cpu_seconds": list(cpu),
-            "compile_seconds": step.compile_seconds + objectives.compile_seconds(),
+            "compile_seconds": step.compile_seconds,
             "kept_transitions": start.deter.shape[0] * plan.rollout_length,
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             "load": max(load, os.getloadavg()[0])}
@@ -145,7 +143,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="timed repeats per case (median reported)")
     parser.add_argument("--learner-presets", nargs="+", default=["small"], choices=["paper", "small"],
                         help="presets for the learner_update case")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the imagined step and PPO losses")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the imagined step")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

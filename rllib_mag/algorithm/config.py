@@ -99,7 +99,7 @@ class MAGConfig(AlgorithmConfig):
         self.lambda_ = 0.95
         self.episodes_per_iteration = 1
         self.training_ratio: float | None = None
-        # torch.compile of the imagined step and the PPO losses (eager where no C++ compiler is found).
+        # torch.compile of the imagined step (eager where no C++ compiler is found).
         self.compile = True
         # RLlib settings MAG relies on.
         self.lr = None
@@ -190,10 +190,10 @@ class MAGConfig(AlgorithmConfig):
         """PPO on imagined data and the schedule; other keys go to `AlgorithmConfig.training`.
 
         `training_ratio` = learner updates per real env step; None (default) = one update per collected
-        episode, as the released code does. `compile` (default True) runs the imagined step and the PPO losses
-        under `torch.compile` (fused kernels; on CPU it needs a C++ compiler and falls back to eager with one
-        warning without one); compile time is `timers/imagination_compile` and `timers/policy_compile`, once per
-        new input shape. `compile=False` is the eager path.
+        episode, as the released code does. `compile` (default True) runs the imagined step under
+        `torch.compile` (fused kernels; on CPU it needs a C++ compiler and falls back to eager with one warning
+        without one); compile time is `timers/imagination_compile`, once per new input shape. `compile=False` is
+        the eager path. (Compiled PPO losses measured slower here, `docs/benchmarks.md`, so PPO stays eager.)
         """
         super().training(**kwargs)
         return self._set(actor_lr=actor_lr, critic_lr=critic_lr, policy_rounds=policy_rounds, ppo_epochs=ppo_epochs,

@@ -27,7 +27,7 @@ from rllib_mag.algorithm.catalog import ROLLOUT_NETWORKS
 from rllib_mag.algorithm.replay import SyntheticReplayBuffer
 from rllib_mag.algorithm.rollout_actor import Imagination, planning_config
 from rllib_mag.learning.data_parallel import DataParallel
-from rllib_mag.learning.ppo import PPOConfig, PPOObjectives, behaviour_log_probs, make_optimizers, ppo_update
+from rllib_mag.learning.ppo import PPOConfig, behaviour_log_probs, make_optimizers, ppo_update
 from rllib_mag.learning.world_model_trainer import WorldModelTrainer
 from rllib_mag.planning.imagination import SyntheticBatch
 from rllib_mag.planning.model_reward import ModelRewardLabel
@@ -65,7 +65,6 @@ class MAGTorchLearner(TorchLearner):
         self.num_shards = max(config.num_learners, 1)
         self.synthetic_buffer = SyntheticReplayBuffer(-(-config.synthetic_capacity // self.num_shards))
         self.imagination = Imagination(module, planning_config(config), config.compile)
-        self.ppo_objectives = PPOObjectives(config.compile)
         optimizers = {"world_model": (self.model_trainer.model_opt, module.world_model),
                       "model_reward": (self.model_trainer.model_reward_opt, module.model_reward),
                       "actor": (actor_opt, module.actor), "critic": (critic_opt, module.critic)}
@@ -122,10 +121,9 @@ class MAGTorchLearner(TorchLearner):
         metrics = ppo_update(self.networks.actor, self.networks.critic,
                              self.get_optimizer(DEFAULT_MODULE_ID, "actor"),
                              self.get_optimizer(DEFAULT_MODULE_ID, "critic"), synthetic,
-                             self.ppo_config, entropy_coef=self.entropy_coef, data_parallel=self.data_parallel,
-                             objectives=self.ppo_objectives)
+                             self.ppo_config, entropy_coef=self.entropy_coef, data_parallel=self.data_parallel)
         self.entropy_coef = metrics["entropy_coef"]
-        return {**metrics, "compile_seconds": self.ppo_objectives.take_compile_seconds()}
+        return metrics
 
     def rollout_weights_ref(self) -> ray.ObjectRef | None:
         """`rollout_weights` put in the object store by this learner (first learner only): the rollout actors fetch

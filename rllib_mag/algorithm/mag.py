@@ -182,9 +182,8 @@ class MAG(Algorithm):
             self.metrics.log_value(("throughput", "synthetic_transitions_per_s"),
                                    planner / (time.perf_counter() - start))
             with self._phase("policy_training"):
-                policy_metrics = mean_metrics(self._on_learners("train_policy"))
-            self.metrics.log_value((TIMERS, "policy_compile"), policy_metrics.pop("compile_seconds"), reduce="sum")
-            self.metrics.log_dict(policy_metrics, key="policy")
+                policy_metrics = self._on_learners("train_policy")
+            self.metrics.log_dict(mean_metrics(policy_metrics), key="policy")
         self.num_learner_updates += 1
 
     def _imagine(self) -> int:

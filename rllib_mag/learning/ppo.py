@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rllib_mag.compilation import Compiled
 from rllib_mag.learning.data_parallel import DataParallel, average_gradients
 from rllib_mag.learning.returns import lambda_returns
 from rllib_mag.models.actor_critic import Actor, AttentionCritic
@@ -66,7 +65,7 @@ def clipped_surrogate_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor,
 def actor_objective(actor: Actor, features: Tensor, action_mask: Tensor, actions: Tensor, old_logp: Tensor,
                     advantages: Tensor, clip: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """PPO-clip loss of one minibatch and the policy's entropy, ratio and log-probs, from ``log_softmax`` of the
-    masked logits as imagination stores them (``torch.compile`` traces it). Where every action is masked the
+    masked logits as imagination stores them. Where every action is masked the
     policy is uniform (log-prob ``-log A``); ``Categorical(logits=...)`` would give 0 there (``-1e10`` minus its
     logsumexp rounds to 0 in float32) and so a ratio of A against the stored log-prob."""
     log_probs = actor.masked_logits(features, action_mask).log_softmax(-1)
@@ -79,21 +78,6 @@ def actor_objective(actor: Actor, features: Tensor, action_mask: Tensor, actions
 def critic_objective(critic: AttentionCritic, features: Tensor, returns: Tensor) -> Tensor:
     """Value loss ``0.5 (G - V)^2`` of one minibatch."""
     return 0.5 * (returns - critic(features)).pow(2).mean()
-
-
-class PPOObjectives:
-    """``actor_objective`` and ``critic_objective``, under ``torch.compile`` (forward and backward graphs, one per
-    minibatch shape) when ``compile`` or eager; compile time in ``take_compile_seconds``."""
-
-    def __init__(self, compile: bool = False) -> None:
-        self.actor = Compiled(actor_objective, compile, "the PPO actor loss")
-        self.critic = Compiled(critic_objective, compile, "the PPO critic loss")
-
-    def compile_seconds(self) -> float:
-        return self.actor.compile_seconds + self.critic.compile_seconds
-
-    def take_compile_seconds(self) -> float:
-        return self.actor.take_compile_seconds() + self.critic.take_compile_seconds()
 
 
 def behaviour_log_probs(actor: Actor, batch: SyntheticBatch) -> Tensor:
@@ -129,8 +113,7 @@ def _clipped_step(loss: Tensor, module: torch.nn.Module, optimizer: torch.optim.
 def ppo_update(actor: Actor, critic: AttentionCritic, actor_opt: torch.optim.Optimizer,
                critic_opt: torch.optim.Optimizer, batch: SyntheticBatch, cfg: PPOConfig,
                generator: torch.Generator | None = None, entropy_coef: float | None = None,
-               data_parallel: DataParallel | None = None,
-               objectives: PPOObjectives | None = None) -> dict[str, float]:
+               data_parallel: DataParallel | None = None) -> dict[str, float]:
     """PPO epochs over ``batch`` (joint samples ``[M*k]``, all agents together for the attention critic).
 
     Advantages ``A = G^lambda - V(s_t)`` are computed once (per agent) and normalised ``(A - mean) / (std + 1e-4)``.
@@ -141,10 +124,8 @@ def ppo_update(actor: Actor, critic: AttentionCritic, actor_opt: torch.optim.Opt
     ``cfg.minibatch_size / world_size``; advantages are normalised over all shards and gradients averaged, so the
     learners take the steps one learner would take on the whole batch.
     Returns the mean of each metric over minibatches, and ``initial_ratio_deviation``: mean ``|rho - 1|`` of the
-    first minibatch (0 when ``batch.logp`` is the actor's own, see ``behaviour_log_probs``). ``objectives``
-    (default: eager) may compile the two losses.
+    first minibatch (0 when ``batch.logp`` is the actor's own, see ``behaviour_log_probs``).
     """
-    objectives = objectives or PPOObjectives()
     coef = cfg.entropy_coef if entropy_coef is None else entropy_coef
     with torch.no_grad():
         returns = lambda_returns(batch.reward, batch.discount, batch.values, cfg.gamma, cfg.lam)
@@ -161,12 +142,12 @@ def ppo_update(actor: Actor, critic: AttentionCritic, actor_opt: torch.optim.Opt
         order = torch.randperm(n_samples, generator=generator).to(flat["features"].device)
         for idx in order.split(minibatch_size):
             mb = {k: v[idx] for k, v in flat.items()}
-            policy_loss, entropy, ratio, logp = objectives.actor(actor, mb["features"], mb["action_mask"],
-                                                                 mb["actions"], mb["logp"], mb["advantages"], cfg.clip)
+            policy_loss, entropy, ratio, logp = actor_objective(actor, mb["features"], mb["action_mask"],
+                                                                mb["actions"], mb["logp"], mb["advantages"], cfg.clip)
             if n_minibatches == 0:  # before any update: how far the behaviour log-probs are from the actor's
                 initial_ratio_deviation = (ratio.detach() - 1.0).abs().mean().item()
             _clipped_step(policy_loss - coef * entropy, actor, actor_opt, cfg.grad_clip, data_parallel)
-            critic_loss = objectives.critic(critic, mb["features"], mb["returns"])
+            critic_loss = critic_objective(critic, mb["features"], mb["returns"])
             _clipped_step(critic_loss, critic, critic_opt, cfg.grad_clip, data_parallel)
             coef *= cfg.entropy_annealing
             with torch.no_grad():

@@ -145,14 +145,12 @@ def test_bfloat16_autocast_world_model_step_matches_float32_loss():
     assert half["model_loss"] != full["model_loss"]  # autocast did run in bf16
 
 
-def test_compiled_ppo_losses_take_the_eager_steps(setup):
-    """`PPOObjectives(compile=True)`: the same minibatches give the same weights as the eager losses, to float32
-    kernel tolerance; the written-out losses equal `torch.distributions.Categorical`'s."""
-    import copy
+def test_ppo_losses_equal_categorical_and_are_uniform_where_all_actions_are_masked(setup):
+    """The written-out PPO losses give `torch.distributions.Categorical`'s log-probs and entropy, except where the
+    sampled mask is all zero: there the policy is uniform (`-log A`, as imagination stores it; Categorical says 0)."""
+    from rllib_mag.learning.ppo import actor_objective
 
-    from rllib_mag.learning.ppo import PPOObjectives, actor_objective
-
-    _, actor, critic, batch = setup
+    _, actor, _, batch = setup
     flat = batch.as_flat()
     _, entropy, _, logp = actor_objective(actor, flat["features"], flat["action_mask"], flat["actions"],
                                           flat["logp"], torch.ones_like(flat["logp"]), 0.2)
@@ -162,18 +160,3 @@ def test_compiled_ppo_losses_take_the_eager_steps(setup):
     assert (~some).any() and torch.allclose(logp[~some], torch.tensor(-math.log(A)))  # all masked: uniform
     expected_entropy = torch.where(some, dist.entropy(), torch.tensor(math.log(A)))
     torch.testing.assert_close(entropy, expected_entropy.mean())
-    cfg = PPOConfig(minibatch_size=32, epochs=2)  # 120 samples: full and partial minibatches, two shapes
-    weights, metrics = [], []
-    for objectives in (PPOObjectives(compile=False), PPOObjectives(compile=True)):
-        nets = copy.deepcopy(actor), copy.deepcopy(critic)
-        metrics.append(ppo_update(*nets, *make_optimizers(*nets, cfg), batch, cfg, torch.Generator().manual_seed(0),
-                                  objectives=objectives))
-        weights.append({f"{i}.{k}": v for i, net in enumerate(nets) for k, v in net.state_dict().items()})
-        assert objectives.actor.enabled == objectives.critic.enabled == (len(weights) == 2)
-    for name, value in weights[0].items():
-        other = weights[1][name]
-        if name.endswith("in_proj_bias"):  # the key third's gradient is 0 up to float noise, which Adam amplifies
-            (query, _, values), (other_query, _, other_values) = value.chunk(3), other.chunk(3)
-            value, other = torch.cat([query, values]), torch.cat([other_query, other_values])
-        torch.testing.assert_close(other, value, rtol=1e-4, atol=1e-5, msg=name)
-    assert metrics[1]["actor_loss"] == pytest.approx(metrics[0]["actor_loss"], rel=1e-4, abs=1e-6)
