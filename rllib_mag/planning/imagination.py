@@ -5,7 +5,10 @@ From M start states, every one of k steps: the actor samples the joint action (l
 candidate next latents for the same deterministic ``h_{t+1}`` (the GRU/attention step is computed once: candidates
 differ only in the sampled ``z_{t+1}``), roll each forward H steps under the current policy (line 10), score it by
 the (optionally discounted) summed predicted model error ``R_m`` (line 11) and keep the first prediction of the
-best candidate (line 12). All L x M x N agent states advance in one batched call per lookahead step.
+best candidate (line 12). All L x M x N agent states advance in one batched call per lookahead step, on latent
+class indices rather than one-hots (``lookahead_heads``). Each step (``imagined_step``) is a pure function of its
+tensors, its randomness drawn up front (``StepNoise``), so it can run under ``torch.compile``
+(``rllib_mag.compilation.Compiled``) and draw the eager step's samples.
 
 ``selection="per_start"`` (default, the paper) takes the argmin per start state; ``"global"`` reproduces the
 released code, which takes one argmin of the score averaged over the whole batch (near-random for M=720).

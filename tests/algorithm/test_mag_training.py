@@ -183,6 +183,9 @@ def test_two_data_parallel_learners_train_in_step_and_checkpoint(ray_local, tmp_
         trained = learner_weights(algo)
         for name, value in trained[0].items():
             assert torch.equal(value, trained[1][name]), name
+        shards = held_synthetic(algo)  # each learner keeps its own half of the rollout actor's M starts
+        assert [len(shard) for shard in shards] == [TINY["imagination_starts_M"] // 2] * 2
+        assert not torch.equal(shards[0], shards[1])
         assert any(not torch.equal(value, initial[0][name]) for name, value in trained[0].items()
                    if name.startswith(("world_model.", "model_reward.", "actor.", "critic.")))
         path = algo.save_to_path(str(tmp_path / "checkpoint"))

@@ -14,7 +14,9 @@ from rllib_mag.models.synthetic import random_sequence_batch
 from rllib_mag.learning.world_model_trainer import train_model_reward_step
 from rllib_mag.planning import (PAPER_TERMS, REFERENCE_TERMS, ModelRewardPredictor, PlanningConfig, imagine,
                                 model_error_labels)
-from rllib_mag.planning.imagination import StepNoise, act, lookahead_heads, plan_step, select_candidates
+from rllib_mag.models.actor_critic import MASKED_LOGIT
+from rllib_mag.planning.imagination import (ActionNoise, StepNoise, act, candidate_scores, draw_action, lookahead_heads,
+                                            plan_step, select_candidates)
 
 D, A, N, M = 6, 4, 3, 10
 
@@ -205,3 +207,41 @@ def test_index_based_lookahead_equals_the_networks_on_one_hot_features(nets, sta
         action = torch.randint(0, A, index.shape[:-1])
         torch.testing.assert_close(wm.transition_from_indices(action, index, start.deter),
                                    wm.transition(start, F.one_hot(action, A).float()))
+
+
+def test_lookahead_score_is_the_discounted_r_m_sum_along_the_policy_rollout(nets, start):
+    """`candidate_scores` equals a hand-written dense rollout with the same uniforms: score =
+    sum_i d**i mean_agents R_m(s_i), each step acting with the actor on the av head's sampled mask."""
+    wm, actor, _, rm = nets
+    cfg = PlanningConfig(horizon=3, candidates=2, score_discount=0.5)
+    g = torch.Generator().manual_seed(7)
+    noise = StepNoise.draw(wm, start, cfg, g)
+    with eval_mode(*nets), torch.no_grad():
+        deter = wm.transition(start, F.one_hot(torch.zeros(M, N, dtype=torch.long), A).float())
+        index = categorical_from_uniform(softmax_weights(wm.prior_logits(deter).expand(2, M, N, -1, -1)),
+                                         noise.candidates)
+        scores = candidate_scores(wm, actor, rm, deter, index, cfg, noise)
+        state = RSSMState(one_hot(index, wm.cfg.n_classes, deter.dtype).flatten(0, 1), deter.repeat(2, 1, 1))
+        expected = rm(state.features()).mean(-1)
+        for i in range(2):
+            features = state.features()
+            mask = (noise.lookahead.availability[i] < torch.sigmoid(wm.av_action_head(features))).float()
+            probs = actor(features, mask).probs
+            action = torch.searchsorted(probs.cumsum(-1), noise.lookahead.action[i] * probs.sum(-1, keepdim=True),
+                                        right=True).squeeze(-1).clamp_max(A - 1)
+            deter_i = wm.transition(state, F.one_hot(action, A).float())
+            latent = categorical_from_uniform(softmax_weights(wm.prior_logits(deter_i)), noise.lookahead_latents[i])
+            state = RSSMState(one_hot(latent, wm.cfg.n_classes, deter_i.dtype), deter_i)
+            expected = expected + 0.5 ** (i + 1) * rm(state.features()).mean(-1)
+    torch.testing.assert_close(scores, expected.view(2, M))
+
+
+def test_sampled_availability_mask_follows_the_heads_probabilities():
+    probs = torch.full((20000, 1, 3), 0.8)
+    noise = ActionNoise.draw(probs.shape[:-1], 3, torch.Generator().manual_seed(0))
+    _, logits, mask = draw_action(probs, torch.zeros_like(probs), PlanningConfig(), noise)
+    assert abs(mask.mean().item() - 0.8) < 0.01 and (logits[mask == 0] == MASKED_LOGIT).all()
+    thresholded = draw_action(torch.tensor([[0.3, 0.7]]), torch.zeros(1, 2),
+                              PlanningConfig(availability="threshold", availability_threshold=0.5),
+                              ActionNoise.draw((1,), 2))[2]
+    assert thresholded.tolist() == [[0.0, 1.0]]
