@@ -19,7 +19,7 @@ $(VENV)/.installed: setup.cfg setup.py requirements/lock.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/lock.txt -e ".[test]"
 	touch $@
 
-# A short demo run (10-20 minutes on 2 cores); TRAIN_STOP='{}' runs the example's own 20k-step budget.
+# A short demo run (about 10 minutes on 2 cores); TRAIN_STOP='{}' runs the example's own 20k-step budget.
 TRAIN_EXAMPLE ?= tuned_examples/mag_smax_2s3z.yaml
 TRAIN_STOP    ?= {"num_env_steps_sampled_lifetime": 3000}
 

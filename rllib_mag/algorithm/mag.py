@@ -191,7 +191,7 @@ class MAG(Algorithm):
         (`num_model_rollout_actors: 0`), or the rollout actors share M and the learners fetch their batches from
         the object store. Logs the planner statistics (the paper's Fig. 3 quantity by step) and compile time."""
         config = self.config
-        num_jobs = max(config.num_model_rollout_actors, config.num_learners, 1)
+        num_jobs = config.num_model_rollout_actors or max(config.num_learners, 1)  # one per actor, else per learner
         starts = [len(part) for part in np.array_split(np.arange(config.imagination_starts_M), num_jobs)]
         windows = [max(1, math.ceil(1.25 * m / config.batch_length_T)) for m in starts]
         seeds = [int(seed) for seed in self.rng.integers(2**31, size=num_jobs)]
