@@ -28,6 +28,9 @@ def test_linear_and_gru_cell_equal_torch_modules():
 def test_post_ln_layer_equals_transformer_encoder_layer(training):
     torch.manual_seed(0)
     layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True).train(training)
+    with torch.no_grad():  # distinct values everywhere (fresh layer norms are all alike: weight 1, bias 0)
+        for param in layer.parameters():
+            param.normal_(0.0, 0.5)
     x = torch.randn(10, 5, 8)
     torch.testing.assert_close(post_ln_encoder_layer(layer, x), layer(x))
     attention = AgentAttention(8, 2, 2, 16, 0.0, 30).train(training)
