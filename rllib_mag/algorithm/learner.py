@@ -114,7 +114,7 @@ class MAGTorchLearner(TorchLearner):
     def train_policy(self) -> dict[str, float]:
         """PPO epochs on this learner's D_m (lines 16-18); the entropy bonus anneals across calls. With bfloat16
         rollout actors the old log-probs are recomputed by this learner's float32 actor, so PPO starts on-policy
-        (the bf16 ones differ by up to 8x on single samples)."""
+        (the bf16 actor's differ by bf16 rounding)."""
         synthetic = self.synthetic_buffer.all()
         if self.config.planning_dtype != "float32":  # bf16 rollouts: old log-probs in the learner's precision
             synthetic = replace(synthetic, logp=behaviour_log_probs(self.networks.actor, synthetic))
