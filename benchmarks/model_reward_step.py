@@ -1,5 +1,6 @@
 """Cost of one R_m training step (Algorithm 1 line 5) by label: the released code's ``posterior`` label vs this
-fix's ``candidate`` label with 1 and 4 candidates per real row, next to one world-model step for scale.
+fix's ``candidate`` label with 1 and 4 candidates per real row, next to one world-model step for scale, in float32
+and under bf16 autocast (``world_model_dtype: bfloat16``).
 
 Each case runs ``--steps`` timed steps after ``--warmup`` untimed ones on one fixed random batch (2s3z sizes:
 N=5 agents, 80 obs dims, 11 actions; T=20) and prints the median in ms and the ratio to the ``posterior`` label::
@@ -50,8 +51,9 @@ def main() -> None:
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     labels = {"posterior": ModelRewardLabel("posterior"), "candidate x1 (default)": ModelRewardLabel(candidates=1),
               "candidate x4": ModelRewardLabel(candidates=4)}
-    print("| preset | B | world-model step (ms) | " + " | ".join(f"R_m step, {name} (ms)" for name in labels) + " |")
-    print("|---|---|---|" + "---|" * len(labels))
+    print("| preset | B | world-model step (ms) | world-model step, bf16 autocast (ms) | "
+          + " | ".join(f"R_m step, {name} (ms)" for name in labels) + " |")
+    print("|---|---|---|---|" + "---|" * len(labels))
     for preset in args.presets:
         torch.manual_seed(0)
         cfg = from_preset(preset)
@@ -59,12 +61,15 @@ def main() -> None:
         batch = random_sequence_batch(LENGTH, BATCH[preset], N_AGENTS, OBS_DIM, N_ACTIONS, structured=True)
         trainer = WorldModelTrainer(world_model, ModelRewardPredictor(cfg))
         model_ms = median_ms(lambda: trainer.world_model_step(batch), args.steps, args.warmup)
+        autocast = WorldModelTrainer(WorldModel(cfg, OBS_DIM, N_ACTIONS), ModelRewardPredictor(cfg),
+                                     autocast_dtype=torch.bfloat16)
+        autocast_ms = median_ms(lambda: autocast.world_model_step(batch), args.steps, args.warmup)
         cells = {}
         for name, label in labels.items():
             trainer = WorldModelTrainer(world_model, ModelRewardPredictor(cfg), label)
             cells[name] = median_ms(lambda: trainer.model_reward_step(batch), args.steps, args.warmup)
         base = cells["posterior"]
-        print(f"| {preset} | {BATCH[preset]} | {model_ms:.1f} | "
+        print(f"| {preset} | {BATCH[preset]} | {model_ms:.1f} | {autocast_ms:.1f} ({model_ms / autocast_ms:.2f}x) | "
               + " | ".join(f"{ms:.1f} ({ms / base:.2f}x)" for ms in cells.values()) + " |", flush=True)
 
 
