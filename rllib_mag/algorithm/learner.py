@@ -95,21 +95,23 @@ class MAGTorchLearner(TorchLearner):
 
     def imagine(self, shards: list[Any]) -> dict[str, float]:
         """Lines 6-15 on this learner's own networks into its D_m; each shard is `(real_batch, num_starts, seed)`.
-        Returns the planner statistics, the transitions added and the seconds spent compiling."""
+        Returns the round's statistics (`_round_metrics`) and the seconds spent compiling."""
         synthetic = self.imagination(*self._own_shard(shards))
-        return self._add(synthetic, self.imagination.take_compile_seconds())
+        self.synthetic_buffer.add(synthetic.to(self._device))
+        return {**self._round_metrics(synthetic), "compile_seconds": self.imagination.take_compile_seconds()}
 
     def add_synthetic(self, shards: list[Any]) -> dict[str, float]:
         """Fetch the rollout actors' batches (`ObjectRef`s, one per actor, joined along M) from the object store
-        and keep this learner's shard in D_m; returns the planner statistics of the whole round."""
+        and keep this learner's shard in D_m; returns the statistics of the whole round."""
         synthetic = SyntheticReplayBuffer.concatenate(ray.get(self._own_shard(shards)))
         shard = synthetic.split(self.num_shards)[self.data_parallel.rank if self.data_parallel is not None else 0]
-        return {**self._add(shard, 0.0), "num_synthetic_transitions": synthetic.actions.shape[:2].numel()}
+        self.synthetic_buffer.add(shard.to(self._device))
+        return self._round_metrics(synthetic)
 
-    def _add(self, synthetic: SyntheticBatch, compile_seconds: float) -> dict[str, float]:
-        self.synthetic_buffer.add(synthetic.to(self._device))
+    def _round_metrics(self, synthetic: SyntheticBatch) -> dict[str, float]:
+        """Planner statistics of an imagined round, its transitions and this learner's D_m size."""
         return {**synthetic.planner_metrics(), "num_synthetic_transitions": synthetic.actions.shape[:2].numel(),
-                "compile_seconds": compile_seconds, "synthetic_buffer_transitions": len(self.synthetic_buffer)}
+                "synthetic_buffer_transitions": len(self.synthetic_buffer)}
 
     def train_policy(self) -> dict[str, float]:
         """PPO epochs on this learner's D_m (lines 16-18); the entropy bonus anneals across calls. With bfloat16
