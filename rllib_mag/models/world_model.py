@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils import _pytree as pytree
-from torch.distributions import Bernoulli, Categorical, Independent, OneHotCategoricalStraightThrough, kl_divergence
+from torch.distributions import Bernoulli, Independent
 
 from rllib_mag.models.config import LOSS_TERMS, WorldModelConfig
-from rllib_mag.models.layers import (AgentAttention, Linear, gru_cell, init_weights, latent_columns, mlp,
-                                     one_hot_linear, sample_one_hot, softmax_weights)
+from rllib_mag.models.layers import (AgentAttention, Linear, gru_cell, init_weights, latent_columns, log_softmax,
+                                     mlp, one_hot_linear, sample_one_hot, softmax_weights)
 
 
 #: Loss terms computed by the heads on the features (every term but the latent KL).
@@ -38,8 +38,11 @@ HEAD_TERMS: tuple[str, ...] = tuple(term for term in LOSS_TERMS if term != "kl")
 
 
 def _categorical_kl(post_logits: Tensor, prior_logits: Tensor) -> Tensor:
-    """``KL(q || p)`` per categorical ``[..., C]``."""
-    return kl_divergence(Categorical(logits=post_logits), Categorical(logits=prior_logits))
+    """``KL(q || p) = sum_k q_k (log q_k - log p_k)`` per categorical ``[..., C]`` (``kl_divergence`` of two
+    ``Categorical``s, written out: its ``inf``/``0`` masking by indexing and PyTorch's CPU softmax over 8-32
+    classes were a fifth of the world-model step)."""
+    log_q, log_p = log_softmax(post_logits), log_softmax(prior_logits)
+    return (log_q.exp() * (log_q - log_p)).sum(-1)
 
 
 @dataclass(frozen=True)
@@ -171,16 +174,14 @@ class WorldModel(nn.Module):
         return head(x).unflatten(-1, (self.cfg.n_categoricals, self.cfg.n_classes))
 
     def sample_latent(self, logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """One-hot sample of ``OneHotCategoricalStraightThrough(logits)`` ``[..., C, K]``.
-
-        When gradients flow (training) this is the distribution's ``rsample()`` (straight-through gradient
-        ``onehot + p - sg(p)``). Without gradients (acting, imagination) the same distribution is sampled directly
-        from ``softmax(logits)`` with ``generator``: the distribution object cannot take a generator, and its
-        ``logsumexp`` normalisation costs several times the draw itself at planner batch sizes.
-        """
-        if logits.requires_grad:
-            return OneHotCategoricalStraightThrough(logits=logits, validate_args=False).rsample()
-        return sample_one_hot(softmax_weights(logits), generator)
+        """One-hot sample ``[..., C, K]`` of ``softmax(logits)`` drawn with ``generator``; when gradients flow
+        (training) with the straight-through gradient ``onehot + (p - sg(p))`` of
+        ``OneHotCategoricalStraightThrough.rsample`` (DreamerV2). Written out: the distribution object cannot take
+        a generator, and its ``logsumexp`` normalisation costs several times the draw itself."""
+        if not logits.requires_grad:
+            return sample_one_hot(softmax_weights(logits), generator)
+        probs = log_softmax(logits).exp()
+        return sample_one_hot(probs.detach(), generator) + (probs - probs.detach())
 
     def transition(self, state: RSSMState, action_onehot: Tensor) -> Tensor:
         """Deterministic step ``h_t = GRU(Attention(ReLU(Linear([a_{t-1}, z_{t-1}]))), h_{t-1})``."""

@@ -34,6 +34,34 @@ def batch():
     return random_sequence_batch(T, B, N, D, A)
 
 
+def test_latent_kl_equals_torch_kl_divergence():
+    from torch.distributions import Categorical, kl_divergence
+
+    from rllib_mag.models.world_model import _categorical_kl
+    torch.manual_seed(0)
+    post, prior = torch.randn(2, 3, 4, 8) * 3, torch.randn(2, 3, 4, 8) * 3
+    expected = kl_divergence(Categorical(logits=post), Categorical(logits=prior))
+    torch.testing.assert_close(_categorical_kl(post, prior), expected)
+    assert _categorical_kl(post, post).abs().max() < 1e-6
+
+
+def test_training_latent_sample_is_straight_through_one_hot_of_softmax(model):
+    """With gradients: the value is a one-hot draw of softmax(logits) (frequencies), and the gradient is that of
+    the probabilities (``OneHotCategoricalStraightThrough.rsample``); without: the same one-hot, no graph."""
+    logits = torch.tensor([[0.0, 1.0, -1.0, 2.0]]).repeat(20000, 1).requires_grad_()
+    sample = model.sample_latent(logits, torch.Generator().manual_seed(0))
+    assert torch.equal(sample.detach().sum(-1), torch.ones(20000))
+    assert set(sample.detach().unique().tolist()) <= {0.0, 1.0}
+    probs = logits[0].detach().softmax(-1)
+    torch.testing.assert_close(sample.detach().mean(0), probs, atol=0.012, rtol=0)
+    weights = torch.randn(20000, 4)
+    (grad,) = torch.autograd.grad((sample * weights).sum(), logits)
+    (expected,) = torch.autograd.grad((logits.softmax(-1) * weights).sum(), logits)
+    torch.testing.assert_close(grad, expected)
+    no_grad = model.sample_latent(logits.detach(), torch.Generator().manual_seed(0))
+    assert not no_grad.requires_grad and torch.equal(no_grad, sample.detach())
+
+
 def test_presets_and_config_errors():
     paper = from_preset("paper")
     assert (paper.hidden, paper.deter, paper.stoch, paper.attn_layers, paper.attn_heads, paper.dropout) == (

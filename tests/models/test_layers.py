@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rllib_mag.models.layers import (AgentAttention, Linear, categorical_from_uniform, gru_cell, latent_columns,
-                                     one_hot, one_hot_linear, post_ln_encoder_layer, sample_categorical,
+                                     log_softmax, one_hot, one_hot_linear, post_ln_encoder_layer, sample_categorical,
                                      softmax_weights)
 
 
@@ -60,6 +60,21 @@ def test_inverse_cdf_draw_matches_searchsorted_and_frequencies():
     target = torch.tensor([0.1, 0.6, 0.3])
     draws = sample_categorical(target.expand(20000, 3), torch.Generator().manual_seed(1))
     torch.testing.assert_close(torch.bincount(draws, minlength=3) / 20000.0, target, atol=0.015, rtol=0)
+
+
+@pytest.mark.parametrize("classes", [8, 32])
+def test_log_softmax_equals_torch_forward_and_backward(classes):
+    """Both branches (written out below 16 classes, PyTorch's kernel from 16 on), values and gradients, and float32
+    out of bf16 logits."""
+    torch.manual_seed(0)
+    logits = (torch.randn(40, 4, classes) * 5).requires_grad_()
+    weights = torch.randn(40, 4, classes)
+    ours = log_softmax(logits)
+    torch.testing.assert_close(ours, F.log_softmax(logits, -1))
+    (grad,) = torch.autograd.grad((ours * weights).sum(), logits)
+    (expected,) = torch.autograd.grad((F.log_softmax(logits, -1) * weights).sum(), logits)
+    torch.testing.assert_close(grad, expected)
+    assert log_softmax(logits.detach().bfloat16()).dtype == torch.float32
 
 
 def test_one_hot_equals_f_one_hot():
