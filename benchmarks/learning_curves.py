@@ -62,7 +62,7 @@ PROGRESS_EVERY_S = 30.0
 MAG_CONFIG: dict[str, Any] = {
     "world_model_preset": "small", "world_model_train_steps": 20, "model_reward_train_steps": 20,
     "batch_size_B": 16, "batch_length_T": 20, "warmup_steps": 500, "imagination_starts_M": 256,
-    "rollout_length_k": 15, "planning_horizon_H": 6, "planning_candidates_L": 4, "synthetic_capacity": 3840,
+    "rollout_length_k": 15, "planning_horizon_H": 6, "planning_candidates_L": 4,
     "policy_rounds": 1, "ppo_minibatch_size": 1000, "num_env_runners": 0, "num_model_rollout_actors": 1,
     "num_cpus_per_rollout_actor": 1, "training_ratio": 1 / 400,
 }
@@ -148,9 +148,10 @@ def train_run(run: Run, path: Path) -> None:
     import ray
     import torch
 
-    import rllib_mag  # noqa: F401  (registers the environments)
+    import rllib_mag
 
     torch.set_num_threads(1)
+    rllib_mag.register()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         start = time.perf_counter()

@@ -35,7 +35,7 @@ def build_config(map_name: str, num_learners: int, num_rollout_actors: int, batc
             .update_from_dict({
                 "world_model_preset": "small", "world_model_train_steps": 20, "model_reward_train_steps": 20,
                 "batch_size_B": batch_size, "batch_length_T": 20, "warmup_steps": 500, "imagination_starts_M": 256,
-                "synthetic_capacity": 3840, "policy_rounds": 2, "episodes_per_iteration": 2,
+                "policy_rounds": 2, "episodes_per_iteration": 2,
                 "ppo_minibatch_size": 1000, "num_model_rollout_actors": num_rollout_actors,
                 "num_cpus_per_rollout_actor": 1, "num_learners": num_learners, "num_cpus_per_learner": 1})
             .debugging(seed=0))

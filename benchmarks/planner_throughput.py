@@ -21,7 +21,6 @@ Example: ``python benchmarks/planner_throughput.py --presets paper small --agent
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import resource
@@ -29,30 +28,15 @@ import statistics
 import subprocess
 import sys
 import time
-import types
 
 import torch
 
-
-def _skip_package_init() -> None:
-    """Import the torch core without running ``rllib_mag/__init__.py`` (it imports Ray to register environments and
-    algorithms), so that the measured RSS is the core's own."""
-    spec = importlib.util.find_spec("rllib_mag")
-    if spec is None or "rllib_mag" in sys.modules:
-        return
-    package = types.ModuleType("rllib_mag")
-    package.__path__ = list(spec.submodule_search_locations)
-    sys.modules["rllib_mag"] = package
-
-
-_skip_package_init()
-
-from rllib_mag.compilation import Compiled  # noqa: E402
-from rllib_mag.learning import PPOConfig, WorldModelTrainer, make_optimizers, ppo_update  # noqa: E402
-from rllib_mag.models import Actor, AttentionCritic, WorldModel, from_preset  # noqa: E402
-from rllib_mag.models.synthetic import random_sequence_batch  # noqa: E402
-from rllib_mag.planning import ModelRewardPredictor, PlanningConfig, imagine  # noqa: E402
-from rllib_mag.planning.imagination import imagined_step  # noqa: E402
+from rllib_mag.compilation import Compiled
+from rllib_mag.learning import PPOConfig, WorldModelTrainer, make_optimizers, ppo_update
+from rllib_mag.models import Actor, AttentionCritic, WorldModel, from_preset
+from rllib_mag.models.synthetic import random_sequence_batch
+from rllib_mag.planning import ModelRewardPredictor, PlanningConfig, imagine
+from rllib_mag.planning.imagination import imagined_step
 
 #: (obs dim, actions) of a SMAC map with that many agents: 3s_vs_5z and 2s3z.
 SMAC_SIZES = {3: (48, 11), 5: (80, 11)}

@@ -1,4 +1,6 @@
-"""The `rllib` / `rllib-mag` command: `rllib train file EXPERIMENT.yaml [flags]`.
+"""The `rllib` / `rllib-mag` command: `rllib train file EXPERIMENT.yaml [flags]`, `rllib evaluate CHECKPOINT`
+(greedy episodes, win rate with a CI, optional GIF; `rllib_mag.evaluation`) and `rllib plot TRIAL_DIR` (learning
+curves as PNG; `rllib_mag.plots`).
 
 Ray 2.60 ships no `rllib` executable. This one accepts the classic RLlib/Tune experiment YAML::
 
@@ -55,7 +57,7 @@ def resolve_algorithm(name: str) -> type:
     from ray.rllib.algorithms.registry import ALGORITHMS as RLLIB_ALGORITHMS
     from ray.tune.registry import TRAINABLE_CLASS, _global_registry
 
-    from rllib_mag import ALGORITHMS
+    from rllib_mag import algorithms
 
     if "." in name:
         module_name, _, attr = name.rpartition(".")
@@ -63,13 +65,14 @@ def resolve_algorithm(name: str) -> type:
             return getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as err:
             raise CLIError(f"cannot import algorithm '{name}': {err}") from err
-    if name in ALGORITHMS:
-        return ALGORITHMS[name]
+    ours = algorithms()
+    if name in ours:
+        return ours[name]
     if _global_registry.contains(TRAINABLE_CLASS, name):
         return _global_registry.get(TRAINABLE_CLASS, name)
     if name in RLLIB_ALGORITHMS:
         return RLLIB_ALGORITHMS[name]()[0]
-    known = sorted(set(RLLIB_ALGORITHMS) | set(ALGORITHMS))
+    known = sorted(set(RLLIB_ALGORITHMS) | set(ours))
     raise CLIError(f"unknown algorithm '{name}'{_closest(name, known)} (known: {', '.join(known)}; "
                    "or give a dotted path such as 'my_pkg.my_module.MyAlgorithm')")
 
@@ -194,7 +197,17 @@ def make_parser() -> argparse.ArgumentParser:
     file_parser.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance")
     file_parser.add_argument("--num-gpus", type=int, help="GPUs for a local Ray instance")
     file_parser.add_argument("--storage-path", help="where trial folders (results, checkpoints, TensorBoard) go")
-    file_parser.add_argument("-v", "--verbose", action="count", default=0, help="more output (-v, -vv)")
+    evaluate = commands.add_parser("evaluate", help="greedy episodes of a MAG checkpoint: win rate, return, GIF")
+    evaluate.add_argument("checkpoint", help="a checkpoint_NNNNNN folder of a trial (printed by `rllib train`)")
+    evaluate.add_argument("--episodes", type=int, default=32, help="greedy episodes to play (default 32)")
+    evaluate.add_argument("--map", help="another map of the same env than the one trained on")
+    evaluate.add_argument("--seed", type=int, default=0, help="env seed of the first episode (default 0)")
+    evaluate.add_argument("--render", metavar="OUT.gif", help="write the first episode as an animated GIF (SMAX)")
+    plot = commands.add_parser("plot", help="learning curves of a trial (or all trials of an experiment) as PNG")
+    plot.add_argument("trial_dir", help="a trial folder, or the experiment folder above several")
+    plot.add_argument("--out", metavar="OUT.png", help="where to write (default: TRIAL_DIR/learning_curves.png)")
+    file_parser.add_argument("-v", "--verbose", action="count", default=0,
+                             help="Tune's own status tables and result dumps instead of the progress table (-v, -vv)")
     return parser
 
 
@@ -203,33 +216,68 @@ def train_file(args: argparse.Namespace) -> int:
     from ray import tune
 
     import rllib_mag
+    from rllib_mag.progress import ProgressTable
 
+    rllib_mag.register()  # into the registry this Ray session will hold (and the one `validate` checks)
     experiments = build_experiments(args.config_file, args.stop, args.config, args.storage_path)
     if args.ray_address and (args.num_cpus or args.num_gpus):
         raise CLIError("--num-cpus/--num-gpus start a local Ray instance; they cannot be combined with --ray-address")
-    rllib_mag.register()  # into the registry this Ray session will hold
     ray.init(address=args.ray_address, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
              include_dashboard=False, log_to_driver=args.verbose > 0)
+    progress = ProgressTable(rows=args.verbose == 0)
     try:
         if not args.ray_address:
             check_local_resources(experiments, ray.cluster_resources())
         trials = tune.run_experiments(
             [tune.Experiment(name=name, **spec) for name, spec in experiments.items()],
-            verbose=min(1 + args.verbose, 3), raise_on_failed_trial=False,
+            verbose=min(args.verbose, 3), raise_on_failed_trial=False, callbacks=[progress],
         )
     finally:
         ray.shutdown()
     for trial in trials:
-        print(f"trial {trial}: {trial.status}; results in {trial.path}")
-        if trial.status == "ERROR":
-            print(f"trial {trial} failed; the error is in {trial.path}/error.txt", file=sys.stderr)
+        print(progress.summary(trial))
     return 1 if any(trial.status == "ERROR" for trial in trials) else 0
+
+
+def evaluate_checkpoint(args: argparse.Namespace) -> int:
+    import torch
+
+    from rllib_mag.evaluation import CheckpointError, evaluate, load_policy
+
+    torch.set_num_threads(1)
+    if args.episodes < 1:
+        raise CLIError(f"--episodes {args.episodes} is invalid: must be >= 1")
+    if args.render and not args.render.endswith(".gif"):
+        raise CLIError(f"--render {args.render} is invalid: give a .gif file name")
+    try:
+        policy = load_policy(args.checkpoint)
+        print(f"evaluating {args.checkpoint} on {policy.env}, map {args.map or policy.env_config.get('map_name')}")
+        result = evaluate(policy, args.episodes, args.seed, args.map, args.render)
+    except (CheckpointError, ValueError) as err:
+        raise CLIError(str(err)) from err
+    print(result.report())
+    if args.render:
+        print(f"episode 1 animated in {args.render}")
+    return 0
+
+
+def plot_trial(args: argparse.Namespace) -> int:
+    from rllib_mag.plots import plot_trials
+
+    try:
+        print(f"learning curves in {plot_trials(args.trial_dir, args.out)}")
+    except FileNotFoundError as err:
+        raise CLIError(str(err)) from err
+    return 0
+
+
+COMMANDS = {"train": train_file, "evaluate": evaluate_checkpoint, "plot": plot_trial}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
-        return train_file(args)
+        return COMMANDS[args.command](args)
     except CLIError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

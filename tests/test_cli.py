@@ -87,6 +87,20 @@ def test_rllib_train_file_runs_ppo_and_checkpoints(tmp_path):
     assert win_rates and all(0.0 <= w <= 1.0 for w in win_rates)
     assert list(trial_dirs[0].glob("checkpoint_*/algorithm_state.pkl"))
     assert list(trial_dirs[0].glob("events.out.tfevents.*")), "TensorBoard logs missing from the trial folder"
+    # the progress table (one row per iteration) and the trial summary, not Tune's result dump
+    lines = proc.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("trial ") and "win rate" in line)
+    assert lines[header].split()[1:] == ["iter", "env", "steps", "win", "rate", "return", "model", "loss", "time", "s"]
+    rows = [line.split() for line in lines[header + 1:header + 3]]
+    assert [row[1] for row in rows] == ["1", "2"]
+    assert [int(row[2]) for row in rows] == [r["num_env_steps_sampled_lifetime"] for r in results]
+    assert rows[1][5] == "-"  # PPO has no world model
+    checkpoint = next(trial_dirs[0].glob("checkpoint_*"))
+    summary = "\n".join(lines[header + 3:])
+    assert "TERMINATED" in summary and "win rate:" in summary and "(iteration 1) ->" in summary
+    assert f"checkpoint: {checkpoint}" in summary and f"rllib evaluate {checkpoint}" in summary
+    assert f"tensorboard --logdir {trial_dirs[0]}" in summary
+    assert len(lines) < 30, proc.stdout
 
 
 def test_bad_config_values_fail_before_ray_starts(tmp_path):

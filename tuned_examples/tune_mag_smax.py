@@ -16,11 +16,13 @@ import os
 import ray
 from ray import tune
 
+import rllib_mag
 from rllib_mag import MAG, MAGConfig
 
 
 def search_space(map_name: str) -> MAGConfig:
-    """The small-preset MAG config of `mag_smax_2s3z.yaml` with H, L and the model lr as search dimensions."""
+    """A small-preset MAG config for 2 cores (20 model and R_m steps per update, B=16, M=256, 2 policy rounds)
+    with H, L and the model lr as search dimensions."""
     return (
         MAGConfig()
         .environment("smax_team", env_config={"map_name": map_name})
@@ -28,7 +30,7 @@ def search_space(map_name: str) -> MAGConfig:
         .model_reward(train_steps=20)
         .planning(planning_horizon_H=tune.grid_search([1, 3, 6]), planning_candidates_L=tune.grid_search([2, 4]),
                   imagination_starts_M=256)
-        .rollout_actors(num_model_rollout_actors=1, synthetic_capacity=3840)
+        .rollout_actors(num_model_rollout_actors=1)
         .training(policy_rounds=2, ppo_minibatch_size=1000)
     )
 
@@ -43,6 +45,7 @@ def main() -> None:
     parser.add_argument("--ray-address", default=None, help="an existing Ray cluster, e.g. 'auto'")
     args = parser.parse_args()
 
+    rllib_mag.register()  # the env and algorithm names, into the registry this Ray session will hold
     ray.init(address=args.ray_address, include_dashboard=False)
     tuner = tune.Tuner(
         MAG,

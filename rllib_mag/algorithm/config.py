@@ -15,9 +15,11 @@ from typing import Any
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
+from rllib_mag.learning.ppo import PPOConfig
 from rllib_mag.metrics import WinRateCallback
 from rllib_mag.models.config import LOSS_TERMS, PRESETS
-from rllib_mag.planning.model_reward import LABEL_MODES, PAPER_TERMS
+from rllib_mag.planning.imagination import AVAILABILITY_MODES, PlanningConfig
+from rllib_mag.planning.model_reward import LABEL_MODES, PAPER_TERMS, ModelRewardLabel
 
 MODES = ("mag", "mamba")
 DTYPES = ("float32", "bfloat16")
@@ -27,13 +29,27 @@ SELECTIONS = ("per_start", "global")
 _INT_MINIMUMS: dict[str, int] = {
     "world_model_train_steps": 1, "batch_size_B": 1, "batch_length_T": 3, "replay_capacity": 2, "warmup_steps": 0,
     "model_reward_train_steps": 0, "planning_horizon_H": 1, "planning_candidates_L": 1, "rollout_length_k": 2,
-    "imagination_starts_M": 1, "num_model_rollout_actors": 0, "synthetic_capacity": 1, "policy_rounds": 1,
+    "imagination_starts_M": 1, "num_model_rollout_actors": 0, "policy_rounds": 1,
     "ppo_epochs": 1, "ppo_minibatch_size": 1, "episodes_per_iteration": 1, "model_reward_label_candidates": 1,
     "model_error_eval_interval": 0, "model_error_eval_starts": 1,
 }
 _POSITIVE_FLOATS = ("world_model_lr", "model_reward_lr", "actor_lr", "critic_lr", "model_grad_clip",
                     "policy_grad_clip", "clip_param")
 _UNIT_FLOATS = ("gamma", "lambda_", "entropy_annealing", "planning_discount")
+#: Inherited `AlgorithmConfig` training settings MAG does not read, and the MAG settings to use instead.
+IGNORED_RLLIB_KEYS: dict[str, str] = {
+    "lr": "world_model_lr, model_reward_lr, actor_lr and critic_lr",
+    "num_epochs": "ppo_epochs",
+    "minibatch_size": "ppo_minibatch_size",
+    "train_batch_size": "imagination_starts_M (PPO's data per round is M x k imagined steps) or batch_size_B",
+    "train_batch_size_per_learner": "imagination_starts_M (PPO's data per round is M x k imagined steps) or "
+                                    "batch_size_B",
+    "grad_clip": "model_grad_clip and policy_grad_clip",
+    "grad_clip_by": "model_grad_clip and policy_grad_clip (always by global norm)",
+    "shuffle_batch_per_epoch": "nothing: PPO always shuffles its minibatches",
+    "model": "world_model_preset and world_model_overrides",
+    "optimizer": "world_model_lr, model_reward_lr, actor_lr and critic_lr (Adam)",
+}
 
 
 class MAGConfig(AlgorithmConfig):
@@ -67,6 +83,7 @@ class MAGConfig(AlgorithmConfig):
         self.model_error_terms: tuple[str, ...] = PAPER_TERMS
         self.model_reward_label = "candidate"
         self.model_reward_label_candidates = 1
+        self.model_error_reconstruction_reduction = "mean"
         # Planning to predict (lines 6-15).
         self.mode = "mag"
         self.rollout_length_k = 15
@@ -76,6 +93,8 @@ class MAGConfig(AlgorithmConfig):
         self.planning_selection = "per_start"
         self.planning_discount = 1.0
         self.planning_dtype = "float32"
+        self.imagined_availability = "sample"
+        self.availability_threshold = 0.5
         # Ground-truth model error against the simulator (SMAX only), every `model_error_eval_interval` iterations.
         self.model_error_eval_interval = 0
         self.model_error_eval_starts = 32
@@ -83,7 +102,7 @@ class MAGConfig(AlgorithmConfig):
         self.num_model_rollout_actors = 1
         self.num_cpus_per_rollout_actor = 1.0
         self.num_gpus_per_rollout_actor = 0.0
-        self.synthetic_capacity = 720 * 14
+        self.synthetic_capacity: int | None = None  # None: M x k, the latest imagination round
         self.checkpoint_synthetic_buffer = False
         # Policy learning on imagined data (lines 16-18) and the schedule.
         self.actor_lr = 5e-4
@@ -95,6 +114,8 @@ class MAGConfig(AlgorithmConfig):
         self.entropy_coeff = 1e-3
         self.entropy_annealing = 0.99998
         self.policy_grad_clip = 100.0
+        self.actor_weight_decay = 1e-5
+        self.normalize_advantages = True
         self.gamma = 0.99
         self.lambda_ = 0.95
         self.episodes_per_iteration = 1
@@ -136,29 +157,37 @@ class MAGConfig(AlgorithmConfig):
 
     def model_reward(self, *, lr: float = NotProvided, train_steps: int = NotProvided,
                      error_terms: tuple[str, ...] = NotProvided, label: str = NotProvided,
-                     label_candidates: int = NotProvided) -> "MAGConfig":
+                     label_candidates: int = NotProvided,
+                     reconstruction_reduction: str = NotProvided) -> "MAGConfig":
         """R_m: learning rate, steps per update, and its label.
 
         `label="candidate"` (default, the paper): R_m sees a latent sampled from the prior at a real row's `h_t`
         and learns that candidate's own error against the real data (`label_candidates` samples per row), so it
         can rank the planner's candidates. `"posterior"` is the released code's label (the posterior's losses,
-        which do not depend on the sample R_m sees). `error_terms`: which errors are summed into the label.
+        which do not depend on the sample R_m sees). `error_terms`: which errors are summed into the label;
+        `reconstruction_reduction`: the observation error in it is the `"mean"` (default) or `"sum"` over obs dims.
         """
         return self._set(model_reward_lr=lr, model_reward_train_steps=train_steps, model_error_terms=error_terms,
-                         model_reward_label=label, model_reward_label_candidates=label_candidates)
+                         model_reward_label=label, model_reward_label_candidates=label_candidates,
+                         model_error_reconstruction_reduction=reconstruction_reduction)
 
     def planning(self, *, mode: str = NotProvided, rollout_length_k: int = NotProvided,
                  planning_horizon_H: int = NotProvided, planning_candidates_L: int = NotProvided,
                  imagination_starts_M: int = NotProvided, selection: str = NotProvided,
-                 discount: float = NotProvided, dtype: str = NotProvided) -> "MAGConfig":
+                 discount: float = NotProvided, dtype: str = NotProvided, availability: str = NotProvided,
+                 availability_threshold: float = NotProvided) -> "MAGConfig":
         """Random-shooting MPC; `mode="mamba"` turns planning off (the MAMBA baseline).
 
+        `selection`: argmin `"per_start"` (paper) or `"global"` (released code); `discount`: weight `discount**i`
+        of the i-th lookahead error. `availability`: imagined action masks are a Bernoulli `"sample"` of the av
+        head (released code) or `"threshold"` at `availability_threshold`.
         `dtype="bfloat16"` runs the rollout actors' networks in bfloat16: about 2-3x faster imagination on
         hardware with bf16 matrix units (AVX512-BF16/AMX CPUs, recent GPUs); sampling and scores stay float32.
         """
         return self._set(mode=mode, rollout_length_k=rollout_length_k, planning_horizon_H=planning_horizon_H,
                          planning_candidates_L=planning_candidates_L, imagination_starts_M=imagination_starts_M,
-                         planning_selection=selection, planning_discount=discount, planning_dtype=dtype)
+                         planning_selection=selection, planning_discount=discount, planning_dtype=dtype,
+                         imagined_availability=availability, availability_threshold=availability_threshold)
 
     def model_error_evaluation(self, *, interval: int = NotProvided, starts: int = NotProvided) -> "MAGConfig":
         """Measure the true model error against the simulator every `interval` iterations (0 = off): from
@@ -174,7 +203,10 @@ class MAGConfig(AlgorithmConfig):
                        num_gpus_per_rollout_actor: float = NotProvided, synthetic_capacity: int = NotProvided,
                        checkpoint_synthetic_buffer: bool = NotProvided) -> "MAGConfig":
         """Remote model-rollout actors and D_m. With 0 actors each learner imagines its share of M on its own
-        networks (no copy, no weight round trip); D_m lives on the learners either way."""
+        networks (no copy, no weight round trip); D_m lives on the learners either way.
+
+        `synthetic_capacity`: joint transitions D_m keeps; None (default) = M x k, exactly the latest imagination
+        round, which is what the released code trains PPO on. A larger value also replays earlier rounds."""
         return self._set(num_model_rollout_actors=num_model_rollout_actors,
                          num_cpus_per_rollout_actor=num_cpus_per_rollout_actor,
                          num_gpus_per_rollout_actor=num_gpus_per_rollout_actor,
@@ -185,9 +217,15 @@ class MAGConfig(AlgorithmConfig):
                  ppo_minibatch_size: int = NotProvided, clip_param: float = NotProvided,
                  entropy_coeff: float = NotProvided, entropy_annealing: float = NotProvided,
                  policy_grad_clip: float = NotProvided, lambda_: float = NotProvided,
+                 actor_weight_decay: float = NotProvided, normalize_advantages: bool = NotProvided,
                  episodes_per_iteration: int = NotProvided, training_ratio: float | None = NotProvided,
                  compile: bool = NotProvided, **kwargs: Any) -> "MAGConfig":
         """PPO on imagined data and the schedule; other keys go to `AlgorithmConfig.training`.
+
+        PPO: `policy_rounds` x (imagination + `ppo_epochs` epochs of `ppo_minibatch_size` joint samples),
+        `clip_param`, `entropy_coeff` multiplied by `entropy_annealing` after every minibatch, `policy_grad_clip`,
+        `gamma` and `lambda_` of the TD(lambda) returns, Adam with `actor_lr` (+ `actor_weight_decay`) and
+        `critic_lr`, advantages standardised per batch unless `normalize_advantages=False`.
 
         `training_ratio` = learner updates per real env step; None (default) = one update per collected
         episode, as the released code does. `compile` (default True) runs the imagined step under
@@ -199,6 +237,7 @@ class MAGConfig(AlgorithmConfig):
         return self._set(actor_lr=actor_lr, critic_lr=critic_lr, policy_rounds=policy_rounds, ppo_epochs=ppo_epochs,
                          ppo_minibatch_size=ppo_minibatch_size, clip_param=clip_param, entropy_coeff=entropy_coeff,
                          entropy_annealing=entropy_annealing, policy_grad_clip=policy_grad_clip, lambda_=lambda_,
+                         actor_weight_decay=actor_weight_decay, normalize_advantages=normalize_advantages,
                          episodes_per_iteration=episodes_per_iteration, training_ratio=training_ratio, compile=compile)
 
     # ---- RLlib hooks ----------------------------------------------------------------------------
@@ -216,6 +255,32 @@ class MAGConfig(AlgorithmConfig):
     def _model_config_auto_includes(self) -> dict[str, Any]:
         return {"world_model": self.world_model_settings()}
 
+    def synthetic_buffer_capacity(self) -> int:
+        """D_m's capacity in joint transitions: `synthetic_capacity`, or M x k (one imagination round)."""
+        return self.synthetic_capacity or self.imagination_starts_M * self.rollout_length_k
+
+    # ---- the torch core's settings, derived here and nowhere else ---------------------------------
+    def planning_settings(self) -> PlanningConfig:
+        """The planner's `PlanningConfig` (`mode="mamba"` turns planning off)."""
+        return PlanningConfig(rollout_length=self.rollout_length_k, horizon=self.planning_horizon_H,
+                              candidates=self.planning_candidates_L, selection=self.planning_selection,
+                              enabled=self.mode == "mag", score_discount=self.planning_discount,
+                              availability=self.imagined_availability,
+                              availability_threshold=self.availability_threshold)
+
+    def ppo_settings(self) -> PPOConfig:
+        """PPO's `PPOConfig` on imagined data."""
+        return PPOConfig(epochs=self.ppo_epochs, minibatch_size=self.ppo_minibatch_size, clip=self.clip_param,
+                         entropy_coef=self.entropy_coeff, entropy_annealing=self.entropy_annealing,
+                         grad_clip=self.policy_grad_clip, normalize_advantages=self.normalize_advantages,
+                         gamma=self.gamma, lam=self.lambda_, actor_lr=self.actor_lr, critic_lr=self.critic_lr,
+                         actor_weight_decay=self.actor_weight_decay)
+
+    def model_reward_label_settings(self) -> ModelRewardLabel:
+        """How R_m's training pairs are built (`ModelRewardLabel`)."""
+        return ModelRewardLabel(self.model_reward_label, tuple(self.model_error_terms),
+                                self.model_error_reconstruction_reduction, self.model_reward_label_candidates)
+
     def world_model_settings(self) -> dict[str, Any]:
         """Keyword arguments of `rllib_mag.models.config.from_preset` for this config."""
         return {"name": self.world_model_preset, **self.world_model_overrides, "model_lr": self.world_model_lr,
@@ -226,6 +291,7 @@ class MAGConfig(AlgorithmConfig):
         """Reject unknown keys and bad values before any actor starts (RLlib itself accepts typos)."""
         super().validate()
         self._validate_known_keys()
+        self._reject_ignored_rllib_keys()
         for name, low in _INT_MINIMUMS.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -239,7 +305,8 @@ class MAGConfig(AlgorithmConfig):
         if self.entropy_coeff < 0:
             self._value_error(f"MAGConfig.entropy_coeff={self.entropy_coeff!r} is invalid: must be >= 0")
         for name, options in (("mode", MODES), ("planning_selection", SELECTIONS), ("planning_dtype", DTYPES),
-                              ("world_model_dtype", DTYPES),
+                              ("world_model_dtype", DTYPES), ("imagined_availability", AVAILABILITY_MODES),
+                              ("model_error_reconstruction_reduction", ("mean", "sum")),
                               ("model_reward_label", LABEL_MODES),
                               ("world_model_preset", tuple(PRESETS))):
             if getattr(self, name) not in options:
@@ -254,10 +321,20 @@ class MAGConfig(AlgorithmConfig):
         if self.replay_capacity < max(self.warmup_steps, self.batch_length_T):
             self._value_error(f"MAGConfig.replay_capacity={self.replay_capacity} is invalid: must be >= warmup_steps "
                               f"({self.warmup_steps}) and batch_length_T ({self.batch_length_T})")
+        capacity = self.synthetic_capacity
+        if capacity is not None and (not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1):
+            self._value_error(f"MAGConfig.synthetic_capacity={capacity!r} is invalid: must be an int >= 1, or None "
+                              "for M x k (the latest imagination round)")
         if self.training_ratio is not None and not self.training_ratio > 0:
             self._value_error(f"MAGConfig.training_ratio={self.training_ratio!r} is invalid: must be > 0 or None")
-        if not isinstance(self.compile, bool):
-            self._value_error(f"MAGConfig.compile={self.compile!r} is invalid: must be true or false")
+        for name in ("compile", "normalize_advantages"):
+            if not isinstance(getattr(self, name), bool):
+                self._value_error(f"MAGConfig.{name}={getattr(self, name)!r} is invalid: must be true or false")
+        if not 0.0 < self.availability_threshold < 1.0:
+            self._value_error(f"MAGConfig.availability_threshold={self.availability_threshold!r} is invalid: must be "
+                              "in (0, 1)")
+        if self.actor_weight_decay < 0:
+            self._value_error(f"MAGConfig.actor_weight_decay={self.actor_weight_decay!r} is invalid: must be >= 0")
         if self.planning_dtype != "float32" and self.num_model_rollout_actors == 0:
             self._value_error(f"MAGConfig.planning_dtype={self.planning_dtype!r} is invalid with "
                               "num_model_rollout_actors=0: the learners imagine with their own float32 networks; "
@@ -274,6 +351,7 @@ class MAGConfig(AlgorithmConfig):
         if self.env is None:
             self._value_error("MAGConfig needs an environment: .environment('smax_team', env_config={'map_name': "
                               "'3s_vs_3z'}) (MAG plans with a world model learned from real episodes)")
+        self._check_env_registered()
         try:
             from rllib_mag.models.config import from_preset
 
@@ -291,6 +369,21 @@ class MAGConfig(AlgorithmConfig):
         if self.env in ("smac", "smac_team"):
             self._check_starcraft()
 
+    def _check_env_registered(self) -> None:
+        """This package's env names are registered with Tune on first use (`ensure_registered`); any other name
+        must be registered before the env runners look it up (a typo otherwise fails inside a remote actor)."""
+        from ray.tune.registry import ENV_CREATOR, _global_registry
+
+        from rllib_mag.envs import ENV_NAMES, ensure_registered
+
+        ensure_registered(self.env)
+        if not isinstance(self.env, str) or "." in self.env or _global_registry.contains(ENV_CREATOR, self.env):
+            return
+        match = difflib.get_close_matches(self.env, sorted(ENV_NAMES), n=1, cutoff=0.6)
+        hint = f"did you mean {match[0]!r}? " if match else ""
+        self._value_error(f"unknown env {self.env!r}: {hint}rllib-mag provides {sorted(ENV_NAMES)}; register "
+                          "your own with ray.tune.registry.register_env")
+
     def _check_starcraft(self) -> None:
         """Fail on the driver, before any actor starts, when SMAC, StarCraft II or the map is missing."""
         from rllib_mag.envs.smac import check_sc2_install, import_starcraft2env
@@ -300,6 +393,17 @@ class MAGConfig(AlgorithmConfig):
             check_sc2_install(self.env_config.get("map_name", "3s_vs_5z"))
         except (ImportError, FileNotFoundError) as err:
             raise ValueError(f"env {self.env!r} needs real SMAC and StarCraft II: {err}") from err
+
+    def _reject_ignored_rllib_keys(self) -> None:
+        """An inherited RLlib training key set away from its default would be silently ignored: say which MAG key
+        does that job."""
+        defaults = type(self)()
+        for key, instead in IGNORED_RLLIB_KEYS.items():
+            # `train_batch_size_per_learner` is a property derived from num_learners unless set: compare what was set
+            stored = "_train_batch_size_per_learner" if key == "train_batch_size_per_learner" else key
+            if getattr(self, stored) != getattr(defaults, stored):
+                self._value_error(f"MAGConfig.{key}={getattr(self, key)!r} is an RLlib setting MAG does not use; "
+                                  f"set {instead} instead")
 
     def _validate_known_keys(self) -> None:
         known = set(vars(type(self)())) | {"class"}  # `AlgorithmConfig.from_state` leaves "class" behind

@@ -25,12 +25,11 @@ from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
 from rllib_mag.algorithm.catalog import ROLLOUT_NETWORKS
 from rllib_mag.algorithm.replay import SyntheticReplayBuffer
-from rllib_mag.algorithm.rollout_actor import Imagination, planning_config
+from rllib_mag.algorithm.rollout_actor import Imagination
 from rllib_mag.learning.data_parallel import DataParallel
-from rllib_mag.learning.ppo import PPOConfig, behaviour_log_probs, make_optimizers, ppo_update
+from rllib_mag.learning.ppo import behaviour_log_probs, make_optimizers, ppo_update
 from rllib_mag.learning.world_model_trainer import WorldModelTrainer
 from rllib_mag.planning.imagination import SyntheticBatch
-from rllib_mag.planning.model_reward import ModelRewardLabel
 
 
 def mean_metrics(metrics: list[dict[str, float]]) -> dict[str, float]:
@@ -49,22 +48,16 @@ class MAGTorchLearner(TorchLearner):
         config = config or self.config
         module = self.module[module_id].unwrapped()
         self.data_parallel = DataParallel() if self.distributed else None
-        label = ModelRewardLabel(config.model_reward_label, tuple(config.model_error_terms),
-                                 candidates=config.model_reward_label_candidates)
         autocast = None if config.world_model_dtype == "float32" else getattr(torch, config.world_model_dtype)
-        self.model_trainer = WorldModelTrainer(module.world_model, module.model_reward, label, self.data_parallel,
-                                               autocast)
-        self.ppo_config = PPOConfig(
-            epochs=config.ppo_epochs, minibatch_size=config.ppo_minibatch_size, clip=config.clip_param,
-            entropy_coef=config.entropy_coeff, entropy_annealing=config.entropy_annealing,
-            grad_clip=config.policy_grad_clip, gamma=config.gamma, lam=config.lambda_, actor_lr=config.actor_lr,
-            critic_lr=config.critic_lr)
+        self.model_trainer = WorldModelTrainer(module.world_model, module.model_reward,
+                                               config.model_reward_label_settings(), self.data_parallel, autocast)
+        self.ppo_config = config.ppo_settings()
         actor_opt, critic_opt = make_optimizers(module.actor, module.critic, self.ppo_config)
         self.entropy_coef = config.entropy_coeff
         # D_m (line 13): this learner's shard of every imagined round.
         self.num_shards = max(config.num_learners, 1)
-        self.synthetic_buffer = SyntheticReplayBuffer(-(-config.synthetic_capacity // self.num_shards))
-        self.imagination = Imagination(module, planning_config(config), config.compile)
+        self.synthetic_buffer = SyntheticReplayBuffer(-(-config.synthetic_buffer_capacity() // self.num_shards))
+        self.imagination = Imagination(module, config.planning_settings(), config.compile)
         optimizers = {"world_model": (self.model_trainer.model_opt, module.world_model),
                       "model_reward": (self.model_trainer.model_reward_opt, module.model_reward),
                       "actor": (actor_opt, module.actor), "critic": (critic_opt, module.critic)}

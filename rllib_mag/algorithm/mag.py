@@ -36,7 +36,7 @@ from rllib_mag.algorithm.config import MAGConfig
 from rllib_mag.algorithm.learner import mean_metrics
 from rllib_mag.algorithm.replay import EpisodeAssembler, SequenceReplayBuffer
 from rllib_mag.algorithm.model_error_monitor import ModelErrorMonitor
-from rllib_mag.algorithm.rollout_actor import RolloutActorPool, planning_config
+from rllib_mag.algorithm.rollout_actor import RolloutActorPool
 
 #: Env steps each env copy takes per `sample()` call (a call returns chunks; D_e takes whole episodes).
 SAMPLE_STEPS_PER_ENV = 25
@@ -86,7 +86,7 @@ class MAG(Algorithm):
         self.episode_assembler = EpisodeAssembler()
         self.rng = np.random.default_rng(config.seed)
         self.rollout_pool = RolloutActorPool(config, observation_space)
-        self.model_error_monitor = (ModelErrorMonitor(config, observation_space, planning_config(config))
+        self.model_error_monitor = (ModelErrorMonitor(config, observation_space, config.planning_settings())
                                     if config.model_error_eval_interval > 0 else None)
         self.update_credit = 0.0  # learner updates owed but not yet run (`training_ratio`)
         self.num_learner_updates = 0

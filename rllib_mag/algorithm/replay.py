@@ -15,9 +15,6 @@ import torch
 
 from rllib_mag.planning.imagination import SyntheticBatch
 
-ROW_FIELDS = ("obs", "action_mask", "alive", "action", "reward", "is_first", "is_last", "is_terminal")
-
-
 class SequenceReplayBuffer:
     """D_e: a ring buffer of team-env rows, sampled as [T, B, ...] windows (contracts §3)."""
 
@@ -38,7 +35,6 @@ class SequenceReplayBuffer:
         self._next = 0  # write position
         self._size = 0
         self.num_env_steps_added = 0
-        self.num_episodes_added = 0
 
     def __len__(self) -> int:
         return self._size
@@ -68,7 +64,6 @@ class SequenceReplayBuffer:
         self._next = int((self._next + n + 1) % self.capacity)
         self._size = min(self._size + n + 1, self.capacity)
         self.num_env_steps_added += n
-        self.num_episodes_added += 1
 
     def sample(self, batch_size: int, length: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """B windows of T consecutive rows, time-major: each value is [T, B, ...].
@@ -88,7 +83,7 @@ class SequenceReplayBuffer:
     def get_state(self) -> dict[str, Any]:
         order = (self._next - self._size + np.arange(self._size)) % self.capacity
         return {"rows": {key: value[order] for key, value in self._rows.items()},
-                "num_env_steps_added": self.num_env_steps_added, "num_episodes_added": self.num_episodes_added}
+                "num_env_steps_added": self.num_env_steps_added}
 
     def set_state(self, state: dict[str, Any]) -> None:
         rows = state["rows"]
@@ -97,7 +92,6 @@ class SequenceReplayBuffer:
             self._rows[key][:size] = value[len(value) - size:]
         self._size, self._next = size, size % self.capacity
         self.num_env_steps_added = state["num_env_steps_added"]
-        self.num_episodes_added = state["num_episodes_added"]
 
 
 class EpisodeAssembler:

@@ -28,13 +28,6 @@ from rllib_mag.planning.imagination import PlanningConfig, SyntheticBatch, imagi
 logger = logging.getLogger(__name__)
 
 
-def planning_config(config: Any) -> PlanningConfig:
-    """The torch core's `PlanningConfig` from a `MAGConfig` (`mode="mamba"` turns planning off)."""
-    return PlanningConfig(rollout_length=config.rollout_length_k, horizon=config.planning_horizon_H,
-                          candidates=config.planning_candidates_L, selection=config.planning_selection,
-                          enabled=config.mode == "mag", score_discount=config.planning_discount)
-
-
 def draw_rows(num_rows: int, count: int, generator: torch.Generator) -> torch.Tensor:
     """`count` row indices in `[0, num_rows)`, uniformly: distinct when `num_rows >= count` (no start state is
     imagined twice), otherwise every row once and the rest drawn with replacement."""
@@ -128,7 +121,7 @@ class RolloutActorPool:
 
     def __init__(self, config: Any, observation_space: gym.spaces.Dict) -> None:
         device = "cuda" if config.num_gpus_per_rollout_actor > 0 else "cpu"
-        self._args = (observation_space, config.world_model_settings(), planning_config(config), device,
+        self._args = (observation_space, config.world_model_settings(), config.planning_settings(), device,
                       config.planning_dtype, max(1, int(config.num_cpus_per_rollout_actor)),
                       config.compile)
         self._options = {"num_cpus": config.num_cpus_per_rollout_actor,

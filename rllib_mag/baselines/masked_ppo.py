@@ -19,6 +19,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.torch_utils import FLOAT_MIN
 
+from rllib_mag.envs import ensure_registered
 from rllib_mag.metrics import WinRateCallback
 
 
@@ -76,6 +77,10 @@ class MaskedPPOConfig(PPOConfig):
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:
         return RLModuleSpec(module_class=MaskedPPOTorchRLModule)
+
+    def validate(self) -> None:
+        ensure_registered(self.env)  # a checkpoint restored in a fresh process finds "smax" etc.
+        super().validate()
 
 
 class MaskedPPO(PPO):

@@ -83,11 +83,23 @@ def register_envs() -> None:
         register_env(name, env_creator(name))
 
 
+def ensure_registered(env: Any) -> None:
+    """Register this package's envs with Tune when ``env`` names one of them and Tune does not know it yet, so
+    that a config validated in a fresh process (``Algorithm.from_checkpoint``, a Tune trial) finds its env
+    without a prior ``rllib_mag.register()``."""
+    if isinstance(env, str) and env in ENV_NAMES:
+        from ray.tune.registry import ENV_CREATOR, _global_registry
+
+        if not _global_registry.contains(ENV_CREATOR, env):
+            register_envs()
+
+
 __all__ = [
     "ENV_NAMES",
     "BackendBase",
     "StarCraftBackend",
     "check_actions",
+    "ensure_registered",
     "env_creator",
     "make_backend",
     "register_envs",

@@ -68,8 +68,8 @@ def check_sc2_install(map_name: str) -> Path:
     map_file = root / "Maps" / "SMAC_Maps" / f"{map_name}.SC2Map"
     if not map_file.is_file():
         raise FileNotFoundError(
-            f"SMAC map {map_file} is missing. Unzip SMAC_Maps.zip (https://github.com/oxwhirl/smac/releases) "
-            f"or copy smac/env/starcraft2/maps/SMAC_Maps into {root / 'Maps'}/."
+            f"SMAC map {map_file} is missing. Download SMAC_Maps.zip from https://github.com/oxwhirl/smac/releases "
+            f"and unzip it into {root / 'Maps'}/ (a pip install of SMAC has no map files)."
         )
     return map_file
 

@@ -6,7 +6,7 @@ follows gymnasium 1.x's default ``NEXT_STEP`` mode, which is what RLlib 2.60's
 observation (so nothing is lost and no ``final_obs`` info is needed); the next ``step`` resets that
 copy (its actions are ignored) and returns the first observation of the new episode with reward 0.
 
-Use inside RLlib (``register_envs()`` done by ``import rllib_mag``)::
+Use inside RLlib (after ``rllib_mag.register()``)::
 
     config.environment("smax_team", env_config={"map_name": "3s_vs_5z"})
           .env_runners(num_envs_per_env_runner=64, gym_env_vectorize_mode="vector_entry_point")

@@ -1,10 +1,16 @@
 """`MAGConfig`: defaults, builder groups, and every bad value `validate()` rejects before any actor starts."""
 
 import pytest
+from ray.tune.registry import _global_registry
 
+import rllib_mag
 from rllib_mag import MAG, MAGConfig
-from rllib_mag.algorithm.rollout_actor import planning_config
 from rllib_mag.planning.model_reward import PAPER_TERMS
+
+
+@pytest.fixture(autouse=True)
+def registered():
+    rllib_mag.register()
 
 
 def valid_config() -> MAGConfig:
@@ -33,9 +39,40 @@ def test_builder_groups_set_attributes_and_planning_modes():
               .rollout_actors(num_model_rollout_actors=2).training(ppo_epochs=2, lr=None))
     assert (config.world_model_preset, config.world_model_lr, config.world_model_train_steps) == ("small", 1e-3, 7)
     assert (config.model_reward_train_steps, config.num_model_rollout_actors, config.ppo_epochs) == (3, 2, 2)
-    planning = planning_config(config)
+    planning = config.planning_settings()
     assert (planning.horizon, planning.candidates, planning.selection, planning.enabled) == (3, 5, "global", True)
-    assert planning_config(config.copy(copy_frozen=False).planning(mode="mamba")).enabled is False
+    assert config.copy(copy_frozen=False).planning(mode="mamba").planning_settings().enabled is False
+
+
+def test_torch_core_settings_are_derived_from_every_mag_key():
+    """`planning_settings`, `ppo_settings`, `model_reward_label_settings`: each MAG key reaches its core field."""
+    config = (valid_config()
+              .planning(rollout_length_k=9, planning_horizon_H=4, planning_candidates_L=3, selection="global",
+                        discount=0.9, availability="threshold", availability_threshold=0.3)
+              .training(ppo_epochs=3, ppo_minibatch_size=500, clip_param=0.1, entropy_coeff=0.01,
+                        entropy_annealing=0.5, policy_grad_clip=7.0, lambda_=0.8, actor_lr=1e-4, critic_lr=2e-4,
+                        actor_weight_decay=0.0, normalize_advantages=False)
+              .model_reward(label="posterior", error_terms=("kl", "reward"), label_candidates=2,
+                            reconstruction_reduction="sum"))
+    config.gamma = 0.9
+    config.validate()
+    planning = config.planning_settings()
+    assert (planning.rollout_length, planning.horizon, planning.candidates, planning.selection,
+            planning.score_discount, planning.availability, planning.availability_threshold, planning.enabled) == (
+        9, 4, 3, "global", 0.9, "threshold", 0.3, True)
+    ppo = config.ppo_settings()
+    assert (ppo.epochs, ppo.minibatch_size, ppo.clip, ppo.entropy_coef, ppo.entropy_annealing, ppo.grad_clip,
+            ppo.gamma, ppo.lam, ppo.actor_lr, ppo.critic_lr, ppo.actor_weight_decay, ppo.normalize_advantages) == (
+        3, 500, 0.1, 0.01, 0.5, 7.0, 0.9, 0.8, 1e-4, 2e-4, 0.0, False)
+    label = config.model_reward_label_settings()
+    assert (label.mode, label.terms, label.candidates, label.reconstruction_reduction) == (
+        "posterior", ("kl", "reward"), 2, "sum")
+
+
+def test_synthetic_capacity_defaults_to_one_imagination_round():
+    config = valid_config().planning(imagination_starts_M=64, rollout_length_k=5)
+    assert config.synthetic_capacity is None and config.synthetic_buffer_capacity() == 64 * 5
+    assert config.rollout_actors(synthetic_capacity=1000).synthetic_buffer_capacity() == 1000
 
 
 def test_dict_round_trip_keeps_mag_keys():
@@ -58,6 +95,14 @@ def test_dict_round_trip_keeps_mag_keys():
     ({"gamma": 1.5}, r"gamma=1.5 is invalid: must be in \(0, 1\]"),
     ({"model_error_terms": ("kl", "typo")}, r"model_error_terms=.* is invalid: a non-empty subset of"),
     ({"training_ratio": -1.0}, r"training_ratio=-1.0 is invalid: must be > 0 or None"),
+    ({"imagined_availability": "mean"}, r"imagined_availability='mean' is invalid: must be one of \('sample', "
+                                        r"'threshold'\)"),
+    ({"availability_threshold": 1.0}, r"availability_threshold=1.0 is invalid: must be in \(0, 1\)"),
+    ({"actor_weight_decay": -1.0}, r"actor_weight_decay=-1.0 is invalid: must be >= 0"),
+    ({"normalize_advantages": "yes"}, r"normalize_advantages='yes' is invalid: must be true or false"),
+    ({"model_error_reconstruction_reduction": "max"}, r"model_error_reconstruction_reduction='max' is invalid"),
+    ({"synthetic_capacity": 0}, r"synthetic_capacity=0 is invalid: must be an int >= 1, or None for M x k"),
+    ({"synthetic_capacity": "3840"}, r"synthetic_capacity='3840' is invalid: must be an int >= 1"),
     ({"model_reward_label": "prior"}, r"model_reward_label='prior' is invalid: must be one of \('candidate', "
                                       r"'posterior'\)"),
     ({"model_reward_label_candidates": 0}, r"model_reward_label_candidates=0 is invalid: must be an int >= 1"),
@@ -78,6 +123,31 @@ def test_validate_rejects_bad_values(overrides, message):
     config = valid_config().update_from_dict(overrides)
     with pytest.raises(ValueError, match=message):
         config.validate()
+
+
+@pytest.mark.parametrize("key, value, instead", [
+    ("lr", 1e-2, "world_model_lr, model_reward_lr, actor_lr and critic_lr"), ("num_epochs", 10, "ppo_epochs"),
+    ("minibatch_size", 64, "ppo_minibatch_size"), ("train_batch_size_per_learner", 4000, "imagination_starts_M"),
+    ("grad_clip", 1.0, "model_grad_clip and policy_grad_clip"),
+    ("model", {"fcnet_hiddens": [64]}, "world_model_preset and world_model_overrides")])
+def test_inherited_rllib_keys_mag_ignores_are_rejected_with_the_mag_key(key, value, instead):
+    with pytest.raises(ValueError, match=rf"MAGConfig.{key}=.* is an RLlib setting MAG does not use; set {instead}"):
+        valid_config().update_from_dict({key: value}).validate()
+    with pytest.raises(ValueError, match=rf"MAGConfig.{key}="):
+        valid_config().training(**{key: value}).validate()
+
+
+def test_env_names_are_checked_against_the_registry(monkeypatch):
+    """A misspelt env fails in `validate`, not inside a remote env runner; this package's names register
+    themselves on first use (a checkpoint restored in a fresh process, before any `rllib_mag.register()`)."""
+    with pytest.raises(ValueError, match=r"unknown env 'smax_teem': did you mean 'smax_team'\? rllib-mag provides"):
+        valid_config().environment("smax_teem").validate()
+    monkeypatch.setattr(_global_registry, "_to_flush", {})  # a fresh process: nothing registered yet
+    valid_config().validate()
+    assert _global_registry.contains("env_creator", "smax_team")
+    monkeypatch.setattr(_global_registry, "_to_flush", {})
+    rllib_mag.MaskedPPOConfig().environment("smax", env_config={"map_name": "3s_vs_3z"}).validate()
+    assert _global_registry.contains("env_creator", "smax")
 
 
 def test_validate_needs_an_environment():

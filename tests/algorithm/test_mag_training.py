@@ -59,7 +59,8 @@ def test_cli_trains_reports_metrics_checkpoints_and_restores(tmp_path):
            "--config", json.dumps(overrides), "--storage-path", str(tmp_path), "--num-cpus", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "Trial status" in proc.stdout  # Tune's progress table
+    proc_summary = proc.stdout
+    assert "win rate" in proc.stdout and "model loss" in proc.stdout  # the progress table
     (trial_dir,) = [p for p in (tmp_path / "mag-smax-2s3z").iterdir() if p.is_dir()]
     results = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
     assert [r["training_iteration"] for r in results] == [1, 2]
@@ -91,6 +92,20 @@ def test_cli_trains_reports_metrics_checkpoints_and_restores(tmp_path):
     assert rows == last["mag"]["real_buffer_rows"] > 0
     assert restored["iteration"] == 3 and restored["updates"] > updates and restored["rows"] > rows
     assert restored["env_steps"] > last["num_env_steps_sampled_lifetime"]
+
+    # what the summary says to run next: evaluate the checkpoint (with a GIF) and plot the trial
+    rllib = str(Path(sys.executable).parent / "rllib")
+    gif = tmp_path / "episode.gif"
+    proc = subprocess.run([rllib, "evaluate", str(checkpoint), "--episodes", "3", "--render", str(gif)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"rllib evaluate {checkpoint} --episodes 32" in proc_summary
+    report = next(line for line in proc.stdout.splitlines() if "greedy episodes" in line)
+    assert report.startswith("3 greedy episodes: win rate ") and "(95% CI " in report
+    assert gif.read_bytes()[:6] == b"GIF89a" and gif.stat().st_size > 10_000
+    proc = subprocess.run([rllib, "plot", str(trial_dir.parent)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (trial_dir.parent / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_rollout_actors_mamba_mode_replacement_and_policy_export(ray_local, tmp_path):
