@@ -76,7 +76,7 @@ def run_case(case: str, preset: str, n_agents: int, threads: int, starts: int, r
     cfg, nets, start, (obs_dim, n_actions) = _setup(preset, n_agents, starts)
     wm, actor, critic, rm = nets
     gen = torch.Generator().manual_seed(0)
-    plan = PlanningConfig(enabled=not case.startswith("no_mpc"))
+    plan = PlanningConfig(mode="mamba" if case.startswith("no_mpc") else "mag")
     if case.endswith("_bf16"):  # the rollout actors' `planning_dtype: bfloat16`
         for net in nets:
             net.to(torch.bfloat16)
@@ -99,7 +99,7 @@ def run_case(case: str, preset: str, n_agents: int, threads: int, starts: int, r
             synthetic = imagine(wm, actor, critic, rm, start, plan, gen, step)
             ppo_update(actor, critic, actor_opt, critic_opt, synthetic, ppo_cfg, gen)
 
-    synthetic = imagine(wm, actor, critic, rm, start, PlanningConfig(enabled=False), gen) if case == "ppo" else None
+    synthetic = imagine(wm, actor, critic, rm, start, PlanningConfig(mode="mamba"), gen) if case == "ppo" else None
     work = {
         "mpc": imagination, "no_mpc": imagination, "mpc_bf16": imagination, "no_mpc_bf16": imagination,
         "model_update": lambda: trainer.world_model_step(seq_batch),
@@ -112,7 +112,7 @@ def run_case(case: str, preset: str, n_agents: int, threads: int, starts: int, r
     wall, cpu = zip(*(_timed(work) for _ in range(repeats)))
     return {"seconds": list(wall), "cpu_seconds": list(cpu),
             "compile_seconds": step.compile_seconds,
-            "kept_transitions": start.deter.shape[0] * plan.rollout_length,
+            "kept_transitions": start.deter.shape[0] * plan.rollout_length_k,
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             "load": max(load, os.getloadavg()[0])}
 

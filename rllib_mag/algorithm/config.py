@@ -1,7 +1,7 @@
 """`MAGConfig`: every MAG hyperparameter, with the defaults of the paper / released code.
 
-Defaults follow `shared/reference/reference_code.md` §4 (MAG's `DreamerLearnerConfig` plus MAMBA's
-`optimal/starcraft`): model lr 5e-4, 60 world-model and 60 R_m steps per update, 40 x 20 sequences,
+Defaults follow the released code (MAG's `configs/dreamer/DreamerLearnerConfig.py` plus MAMBA's
+`optimal/starcraft` settings; `docs/algorithm.md`): model lr 5e-4, 60 world-model and 60 R_m steps per update, 40 x 20 sequences,
 M = 720 imagination starts, k = 15, H = 6, L = 4, 4 rounds of (imagination + 5 PPO epochs, minibatch 2000).
 Builder groups in RLlib's style: `.world_model()`, `.model_reward()`, `.planning()`, `.model_error_evaluation()`,
 `.rollout_actors()` and `.training()` for the policy and the schedule.
@@ -9,6 +9,7 @@ Builder groups in RLlib's style: `.world_model()`, `.model_reward()`, `.planning
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from typing import Any
 
@@ -18,12 +19,10 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from rllib_mag.learning.ppo import PPOConfig
 from rllib_mag.metrics import WinRateCallback
 from rllib_mag.models.config import LOSS_TERMS, PRESETS
-from rllib_mag.planning.imagination import AVAILABILITY_MODES, PlanningConfig
+from rllib_mag.planning.imagination import AVAILABILITY_MODES, MODES, SELECTIONS, PlanningConfig
 from rllib_mag.planning.model_reward import LABEL_MODES, PAPER_TERMS, ModelRewardLabel
 
-MODES = ("mag", "mamba")
 DTYPES = ("float32", "bfloat16")
-SELECTIONS = ("per_start", "global")
 
 #: Integer settings and their smallest valid value.
 _INT_MINIMUMS: dict[str, int] = {
@@ -261,20 +260,15 @@ class MAGConfig(AlgorithmConfig):
 
     # ---- the torch core's settings, derived here and nowhere else ---------------------------------
     def planning_settings(self) -> PlanningConfig:
-        """The planner's `PlanningConfig` (`mode="mamba"` turns planning off)."""
-        return PlanningConfig(rollout_length=self.rollout_length_k, horizon=self.planning_horizon_H,
-                              candidates=self.planning_candidates_L, selection=self.planning_selection,
-                              enabled=self.mode == "mag", score_discount=self.planning_discount,
-                              availability=self.imagined_availability,
-                              availability_threshold=self.availability_threshold)
+        """The planner's `PlanningConfig`: its fields are MAG keys of the same names."""
+        return PlanningConfig(**self._values_of(PlanningConfig))
 
     def ppo_settings(self) -> PPOConfig:
-        """PPO's `PPOConfig` on imagined data."""
-        return PPOConfig(epochs=self.ppo_epochs, minibatch_size=self.ppo_minibatch_size, clip=self.clip_param,
-                         entropy_coef=self.entropy_coeff, entropy_annealing=self.entropy_annealing,
-                         grad_clip=self.policy_grad_clip, normalize_advantages=self.normalize_advantages,
-                         gamma=self.gamma, lam=self.lambda_, actor_lr=self.actor_lr, critic_lr=self.critic_lr,
-                         actor_weight_decay=self.actor_weight_decay)
+        """PPO's `PPOConfig` on imagined data: its fields are MAG keys of the same names."""
+        return PPOConfig(**self._values_of(PPOConfig))
+
+    def _values_of(self, settings: type) -> dict[str, Any]:
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(settings)}
 
     def model_reward_label_settings(self) -> ModelRewardLabel:
         """How R_m's training pairs are built (`ModelRewardLabel`)."""

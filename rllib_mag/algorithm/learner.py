@@ -53,7 +53,7 @@ class MAGTorchLearner(TorchLearner):
                                                config.model_reward_label_settings(), self.data_parallel, autocast)
         self.ppo_config = config.ppo_settings()
         actor_opt, critic_opt = make_optimizers(module.actor, module.critic, self.ppo_config)
-        self.entropy_coef = config.entropy_coeff
+        self.entropy_coeff = config.entropy_coeff
         # D_m (line 13): this learner's shard of every imagined round.
         self.num_shards = max(config.num_learners, 1)
         self.synthetic_buffer = SyntheticReplayBuffer(-(-config.synthetic_buffer_capacity() // self.num_shards))
@@ -116,8 +116,8 @@ class MAGTorchLearner(TorchLearner):
         metrics = ppo_update(self.networks.actor, self.networks.critic,
                              self.get_optimizer(DEFAULT_MODULE_ID, "actor"),
                              self.get_optimizer(DEFAULT_MODULE_ID, "critic"), synthetic,
-                             self.ppo_config, entropy_coef=self.entropy_coef, data_parallel=self.data_parallel)
-        self.entropy_coef = metrics["entropy_coef"]
+                             self.ppo_config, entropy_coeff=self.entropy_coeff, data_parallel=self.data_parallel)
+        self.entropy_coeff = metrics["entropy_coeff"]
         return metrics
 
     def rollout_weights_ref(self) -> ray.ObjectRef | None:
@@ -140,11 +140,11 @@ class MAGTorchLearner(TorchLearner):
 
     def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         synthetic = self.synthetic_buffer.get_state() if self.config.checkpoint_synthetic_buffer else None
-        return {**super().get_state(*args, **kwargs), "entropy_coef": self.entropy_coef,
+        return {**super().get_state(*args, **kwargs), "entropy_coeff": self.entropy_coeff,
                 "synthetic_buffer": synthetic}
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
-        self.entropy_coef = state.get("entropy_coef", self.entropy_coef)
+        self.entropy_coeff = state.get("entropy_coeff", self.entropy_coeff)
         if state.get("synthetic_buffer") is not None:
             self.synthetic_buffer.set_state(state["synthetic_buffer"])

@@ -269,11 +269,11 @@ def rank_correlations(networks: Networks, starts: StartStates, prediction: Predi
 
 def oracle_selection(view: TeamView, networks: Networks, starts: StartStates, planning: PlanningConfig,
                      seed: int) -> tuple[Prediction, Replay]:
-    """Imagination whose planner keeps, among ``planning.candidates`` latents, the one with the lowest *true*
+    """Imagination whose planner keeps, among ``planning_candidates_L`` latents, the one with the lowest *true*
     one-step error: the simulator is stepped in lockstep with the same actions, so all candidates face the same
     ``o_{t+1}``. No R_m can choose better one step ahead; this bounds what the planner's selection can buy."""
     _require_restorable(view)
-    world_model, n_starts, k = networks.world_model, len(starts.snapshots), planning.rollout_length
+    world_model, n_starts, k = networks.world_model, len(starts.snapshots), planning.rollout_length_k
     device = _device(world_model)
     generator = torch.Generator(device=device).manual_seed(seed)
     snapshots, running = list(starts.snapshots), np.ones(n_starts, bool)
@@ -290,7 +290,8 @@ def oracle_selection(view: TeamView, networks: Networks, starts: StartStates, pl
                 step_obs, step_reward, done, forbidden = _simulate(view, _numpy(action[m]).astype(np.int64))
                 _record(truth, m, t, step_obs, step_reward, forbidden)
                 snapshots[m], running[m] = view.backend.snapshot(), not done
-            candidates, _, decoded, rewards = _candidates(world_model, state, action, planning.candidates, generator)
+            candidates, _, decoded, rewards = _candidates(world_model, state, action, planning.planning_candidates_L,
+                                                          generator)
             now = Replay(*(x[:, t:t + 1] for x in (truth.obs, truth.reward, truth.alive, truth.active, truth.invalid)))
             errors = _errors(_numpy(decoded)[:, :, None], _numpy(rewards)[:, :, None], now)["total"][..., 0]
             choice = torch.as_tensor(errors.argmin(0), device=device)
@@ -385,7 +386,7 @@ def evaluate_model_error(view: TeamView, networks: Networks, planning: PlanningC
         if mode == ORACLE:
             prediction, truth = oracle_selection(view, networks, starts, planning, cfg.seed)
         else:
-            prediction = imagine_predictions(networks, starts, replace(planning, enabled=mode == "mag"), cfg.seed)
+            prediction = imagine_predictions(networks, starts, replace(planning, mode="mag" if mode == "mag" else "mamba"), cfg.seed)
             truth = replay(view, starts, prediction.actions)
         errors = {**true_errors(prediction, truth), "rm": prediction.rm_error}
         resampled[mode] = {part: accumulated(errors[part], truth.active, index) for part in PARTS}

@@ -20,32 +20,32 @@ class PPOConfig:
     1e-3 annealed by x0.99998 per minibatch, grad clip 100, advantages normalised per batch, gamma .99,
     lambda .95, Adam 5e-4 (actor weight decay 1e-5)."""
 
-    epochs: int = 5
-    minibatch_size: int = 2000
-    clip: float = 0.2
-    entropy_coef: float = 1e-3
+    ppo_epochs: int = 5
+    ppo_minibatch_size: int = 2000
+    clip_param: float = 0.2
+    entropy_coeff: float = 1e-3
     entropy_annealing: float = 0.99998
-    grad_clip: float = 100.0
+    policy_grad_clip: float = 100.0
     normalize_advantages: bool = True
     gamma: float = 0.99
-    lam: float = 0.95
+    lambda_: float = 0.95
     actor_lr: float = 5e-4
     critic_lr: float = 5e-4
     actor_weight_decay: float = 1e-5
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "minibatch_size"):
+        for name in ("ppo_epochs", "ppo_minibatch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"PPOConfig.{name} must be a positive int, got {value!r}")
-        for name in ("clip", "grad_clip", "actor_lr", "critic_lr"):
+        for name in ("clip_param", "policy_grad_clip", "actor_lr", "critic_lr"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"PPOConfig.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("gamma", "lam", "entropy_annealing"):
+        for name in ("gamma", "lambda_", "entropy_annealing"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"PPOConfig.{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.entropy_coef < 0 or self.actor_weight_decay < 0:
-            raise ValueError("PPOConfig.entropy_coef and actor_weight_decay must be >= 0")
+        if self.entropy_coeff < 0 or self.actor_weight_decay < 0:
+            raise ValueError("PPOConfig.entropy_coeff and actor_weight_decay must be >= 0")
 
 
 def make_optimizers(actor: Actor, critic: AttentionCritic,
@@ -112,52 +112,52 @@ def _clipped_step(loss: Tensor, module: torch.nn.Module, optimizer: torch.optim.
 
 def ppo_update(actor: Actor, critic: AttentionCritic, actor_opt: torch.optim.Optimizer,
                critic_opt: torch.optim.Optimizer, batch: SyntheticBatch, cfg: PPOConfig,
-               generator: torch.Generator | None = None, entropy_coef: float | None = None,
+               generator: torch.Generator | None = None, entropy_coeff: float | None = None,
                data_parallel: DataParallel | None = None) -> dict[str, float]:
     """PPO epochs over ``batch`` (joint samples ``[M*k]``, all agents together for the attention critic).
 
     Advantages ``A = G^lambda - V(s_t)`` are computed once (per agent) and normalised ``(A - mean) / (std + 1e-4)``.
     Actor loss ``-min(rho A, clip(rho, 1-eps, 1+eps) A) - c_ent H[pi]`` with the stored (sampled) action masks;
-    critic loss ``0.5 (G - V)^2``. ``entropy_coef`` (default ``cfg.entropy_coef``) is multiplied by
-    ``cfg.entropy_annealing`` after every minibatch; pass the returned ``"entropy_coef"`` to the next call.
+    critic loss ``0.5 (G - V)^2``. ``entropy_coeff`` (default ``cfg.entropy_coeff``) is multiplied by
+    ``cfg.entropy_annealing`` after every minibatch; pass the returned ``"entropy_coeff"`` to the next call.
     With ``data_parallel`` each learner passes an equal shard of the batch and takes minibatches of
-    ``cfg.minibatch_size / world_size``; advantages are normalised over all shards and gradients averaged, so the
+    ``cfg.ppo_minibatch_size / world_size``; advantages are normalised over all shards and gradients averaged, so the
     learners take the steps one learner would take on the whole batch.
     Returns the mean of each metric over minibatches, and ``initial_ratio_deviation``: mean ``|rho - 1|`` of the
     first minibatch (0 when ``batch.logp`` is the actor's own, see ``behaviour_log_probs``).
     """
-    coef = cfg.entropy_coef if entropy_coef is None else entropy_coef
+    coef = cfg.entropy_coeff if entropy_coeff is None else entropy_coeff
     with torch.no_grad():
-        returns = lambda_returns(batch.reward, batch.discount, batch.values, cfg.gamma, cfg.lam)
+        returns = lambda_returns(batch.reward, batch.discount, batch.values, cfg.gamma, cfg.lambda_)
         advantages = returns - batch.values[:, :-1]
         if cfg.normalize_advantages:
             advantages = normalize_advantages(advantages, data_parallel)
         flat = batch.as_flat()
         flat["returns"], flat["advantages"] = returns.flatten(0, 1), advantages.flatten(0, 1)
     n_samples = flat["features"].shape[0]
-    minibatch_size = cfg.minibatch_size // (data_parallel.world_size if data_parallel is not None else 1)
+    minibatch_size = cfg.ppo_minibatch_size // (data_parallel.world_size if data_parallel is not None else 1)
     sums = dict.fromkeys(("actor_loss", "critic_loss", "entropy", "clip_fraction", "approx_kl"), 0.0)
     n_minibatches, initial_ratio_deviation = 0, 0.0
-    for _ in range(cfg.epochs):
+    for _ in range(cfg.ppo_epochs):
         order = torch.randperm(n_samples, generator=generator).to(flat["features"].device)
         for idx in order.split(minibatch_size):
             mb = {k: v[idx] for k, v in flat.items()}
-            policy_loss, entropy, ratio, logp = actor_objective(actor, mb["features"], mb["action_mask"],
-                                                                mb["actions"], mb["logp"], mb["advantages"], cfg.clip)
+            policy_loss, entropy, ratio, logp = actor_objective(actor, mb["features"], mb["action_mask"], mb["actions"],
+                                                                mb["logp"], mb["advantages"], cfg.clip_param)
             if n_minibatches == 0:  # before any update: how far the behaviour log-probs are from the actor's
                 initial_ratio_deviation = (ratio.detach() - 1.0).abs().mean().item()
-            _clipped_step(policy_loss - coef * entropy, actor, actor_opt, cfg.grad_clip, data_parallel)
+            _clipped_step(policy_loss - coef * entropy, actor, actor_opt, cfg.policy_grad_clip, data_parallel)
             critic_loss = critic_objective(critic, mb["features"], mb["returns"])
-            _clipped_step(critic_loss, critic, critic_opt, cfg.grad_clip, data_parallel)
+            _clipped_step(critic_loss, critic, critic_opt, cfg.policy_grad_clip, data_parallel)
             coef *= cfg.entropy_annealing
             with torch.no_grad():
                 sums["actor_loss"] += policy_loss.item()
                 sums["critic_loss"] += critic_loss.item()
                 sums["entropy"] += entropy.item()
-                sums["clip_fraction"] += ((ratio - 1.0).abs() > cfg.clip).float().mean().item()
+                sums["clip_fraction"] += ((ratio - 1.0).abs() > cfg.clip_param).float().mean().item()
                 sums["approx_kl"] += ((ratio - 1.0) - (logp - mb["logp"])).mean().item()
             n_minibatches += 1
     metrics = {k: v / n_minibatches for k, v in sums.items()}
-    metrics.update(entropy_coef=coef, n_minibatches=float(n_minibatches),
+    metrics.update(entropy_coeff=coef, n_minibatches=float(n_minibatches),
                    initial_ratio_deviation=initial_ratio_deviation)
     return metrics

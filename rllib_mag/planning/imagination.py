@@ -32,49 +32,50 @@ from rllib_mag.models.layers import (categorical_from_uniform, eval_mode, latent
 from rllib_mag.models.world_model import RSSMState, WorldModel
 from rllib_mag.planning.model_reward import ModelRewardPredictor
 
+MODES = ("mag", "mamba")
 SELECTIONS = ("per_start", "global")
 AVAILABILITY_MODES = ("sample", "threshold")
 
 
 @dataclass(frozen=True)
 class PlanningConfig:
-    """Imagination and planner settings (reference values: k=15, H=6, L=4, no score discount).
+    """Imagination and planner settings (reference values: k=15, H=6, L=4, no score discount). The field names
+    are `MAGConfig`'s keys, which builds this from its own values of the same names.
 
     Attributes:
-        rollout_length: k imagined steps per start state.
-        horizon: H lookahead steps scored per candidate (the first is the candidate itself).
-        candidates: L candidate latents per step.
-        selection: ``"per_start"`` (paper) or ``"global"`` (released code) argmin.
-        enabled: ``False`` gives MAMBA's imagination (one prior sample, no lookahead).
-        score_discount: weight ``score_discount ** i`` of the i-th lookahead error (reference option: 0.995).
-        availability: imagined action masks are a Bernoulli ``"sample"`` of the av head (reference) or
+        rollout_length_k: k imagined steps per start state.
+        planning_horizon_H: H lookahead steps scored per candidate (the first is the candidate itself).
+        planning_candidates_L: L candidate latents per step.
+        planning_selection: ``"per_start"`` (paper) or ``"global"`` (released code) argmin.
+        mode: ``"mag"`` plans; ``"mamba"`` gives MAMBA's imagination (one prior sample, no lookahead).
+        planning_discount: weight ``planning_discount ** i`` of the i-th lookahead error (reference option: 0.995).
+        imagined_availability: imagined action masks are a Bernoulli ``"sample"`` of the av head (reference) or
             ``"threshold"`` at ``availability_threshold``.
     """
 
-    rollout_length: int = 15
-    horizon: int = 6
-    candidates: int = 4
-    selection: str = "per_start"
-    enabled: bool = True
-    score_discount: float = 1.0
-    availability: str = "sample"
+    rollout_length_k: int = 15
+    planning_horizon_H: int = 6
+    planning_candidates_L: int = 4
+    planning_selection: str = "per_start"
+    mode: str = "mag"
+    planning_discount: float = 1.0
+    imagined_availability: str = "sample"
     availability_threshold: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("rollout_length", "horizon", "candidates"):
+        for name in ("rollout_length_k", "planning_horizon_H", "planning_candidates_L"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"PlanningConfig.{name} must be a positive int, got {value!r}")
-        if self.horizon > self.rollout_length:
-            raise ValueError(f"PlanningConfig.horizon ({self.horizon}) must be <= rollout_length "
-                             f"({self.rollout_length}) (Algorithm 1: H <= k)")
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"PlanningConfig.selection must be one of {SELECTIONS}, got {self.selection!r}")
-        if self.availability not in AVAILABILITY_MODES:
-            raise ValueError(f"PlanningConfig.availability must be one of {AVAILABILITY_MODES}, "
-                             f"got {self.availability!r}")
-        if not 0.0 < self.score_discount <= 1.0:
-            raise ValueError(f"PlanningConfig.score_discount must be in (0, 1], got {self.score_discount}")
+        if self.planning_horizon_H > self.rollout_length_k:
+            raise ValueError(f"PlanningConfig.planning_horizon_H ({self.planning_horizon_H}) must be <= "
+                             f"rollout_length_k ({self.rollout_length_k}) (Algorithm 1: H <= k)")
+        for name, options in (("planning_selection", SELECTIONS), ("mode", MODES),
+                              ("imagined_availability", AVAILABILITY_MODES)):
+            if getattr(self, name) not in options:
+                raise ValueError(f"PlanningConfig.{name} must be one of {options}, got {getattr(self, name)!r}")
+        if not 0.0 < self.planning_discount <= 1.0:
+            raise ValueError(f"PlanningConfig.planning_discount must be in (0, 1], got {self.planning_discount}")
         if not 0.0 < self.availability_threshold < 1.0:
             raise ValueError(f"PlanningConfig.availability_threshold must be in (0, 1), "
                              f"got {self.availability_threshold}")
@@ -82,7 +83,7 @@ class PlanningConfig:
     @property
     def n_candidates(self) -> int:
         """Latents drawn per step: L when planning, else 1 (MAMBA)."""
-        return self.candidates if self.enabled else 1
+        return self.planning_candidates_L if self.mode == "mag" else 1
 
 
 @dataclass
@@ -181,7 +182,7 @@ class StepNoise(NamedTuple):
                           torch.rand(n_cand, *batch, n_latents, 1, generator=generator, device=device), None, None)
         if n_cand == 1:
             return noise
-        lookahead_batch = (cfg.horizon - 1, n_cand * batch[0], *batch[1:])
+        lookahead_batch = (cfg.planning_horizon_H - 1, n_cand * batch[0], *batch[1:])
         return noise._replace(
             lookahead=ActionNoise.draw(lookahead_batch, world_model.n_actions, generator, device),
             lookahead_latents=torch.rand(*lookahead_batch, n_latents, 1, generator=generator, device=device))
@@ -202,7 +203,7 @@ def draw_action(av_probs: Tensor, logits: Tensor, cfg: PlanningConfig,
     """Algorithm 1 line 9 given the av head's probabilities and the actor's raw logits ``[..., N, A]``: availability
     mask (a Bernoulli draw, or thresholded), masked logits and the sampled action. Returns ``(action [..., N],
     masked logits, mask)``."""
-    if cfg.availability == "sample":
+    if cfg.imagined_availability == "sample":
         mask = (noise.availability < av_probs).to(av_probs.dtype)
     else:
         mask = (av_probs > cfg.availability_threshold).to(av_probs.dtype)
@@ -242,10 +243,10 @@ def candidate_scores(world_model: WorldModel, actor: Actor, model_reward: ModelR
     n_cand = candidates.shape[0]
     index, deter = candidates.flatten(0, 1), deter.expand(n_cand, *deter.shape).flatten(0, 1)
     score = torch.zeros(index.shape[0], device=index.device)
-    for i in range(cfg.horizon):
-        policy = i < cfg.horizon - 1  # the last state is scored, not acted in
+    for i in range(cfg.planning_horizon_H):
+        policy = i < cfg.planning_horizon_H - 1  # the last state is scored, not acted in
         error, av_probs, logits = lookahead_heads(world_model, actor, model_reward, index, deter, policy)
-        score = score + cfg.score_discount ** i * error.mean(-1)
+        score = score + cfg.planning_discount ** i * error.mean(-1)
         if not policy:
             break
         step_noise = ActionNoise(noise.lookahead.availability[i], noise.lookahead.action[i])
@@ -275,7 +276,7 @@ def plan_step(world_model: WorldModel, actor: Actor, model_reward: ModelRewardPr
     if cfg.n_candidates == 1:
         return PlanStep(RSSMState(candidates[0], deter), candidates, None, None)
     scores = candidate_scores(world_model, actor, model_reward, deter, index, cfg, noise)
-    choice = select_candidates(scores, cfg.selection)
+    choice = select_candidates(scores, cfg.planning_selection)
     kept = candidates[choice, torch.arange(candidates.shape[1], device=choice.device)]
     return PlanStep(RSSMState(kept, deter), candidates, scores, choice)
 
@@ -319,8 +320,9 @@ def imagination_steps(world_model: WorldModel, actor: Actor, model_reward: Model
         raise ValueError("planning with candidates > 1 needs a model_reward (R_m) network")
     dtype = next(world_model.parameters()).dtype
     state = start_state.map(lambda x: x.to(dtype))
-    for _ in range(cfg.rollout_length):
-        imagined = step(world_model, actor, model_reward, state, cfg, StepNoise.draw(world_model, state, cfg, generator))
+    for _ in range(cfg.rollout_length_k):
+        noise = StepNoise.draw(world_model, state, cfg, generator)
+        imagined = step(world_model, actor, model_reward, state, cfg, noise)
         yield imagined
         state = imagined.plan.next_state
 
@@ -337,7 +339,7 @@ def imagine(world_model: WorldModel, actor: Actor, critic: AttentionCritic,
     ``step``: ``imagined_step`` (eager) or a ``StepRunner`` (compiled).
     """
     n_starts, n_agents = start_state.deter.shape[:2]
-    k, n_actions, device = cfg.rollout_length, world_model.n_actions, start_state.deter.device
+    k, n_actions, device = cfg.rollout_length_k, world_model.n_actions, start_state.deter.device
     nan = torch.full((k,), float("nan"), device=device)
     with torch.no_grad():  # allocated outside inference mode so that PPO can use them with autograd
         feats = torch.empty(n_starts, k + 1, n_agents, world_model.cfg.feature_dim, device=device)

@@ -40,8 +40,9 @@ def test_builder_groups_set_attributes_and_planning_modes():
     assert (config.world_model_preset, config.world_model_lr, config.world_model_train_steps) == ("small", 1e-3, 7)
     assert (config.model_reward_train_steps, config.num_model_rollout_actors, config.ppo_epochs) == (3, 2, 2)
     planning = config.planning_settings()
-    assert (planning.horizon, planning.candidates, planning.selection, planning.enabled) == (3, 5, "global", True)
-    assert config.copy(copy_frozen=False).planning(mode="mamba").planning_settings().enabled is False
+    assert (planning.planning_horizon_H, planning.planning_candidates_L, planning.planning_selection,
+            planning.mode) == (3, 5, "global", "mag")
+    assert config.copy(copy_frozen=False).planning(mode="mamba").planning_settings().n_candidates == 1
 
 
 def test_torch_core_settings_are_derived_from_every_mag_key():
@@ -57,12 +58,13 @@ def test_torch_core_settings_are_derived_from_every_mag_key():
     config.gamma = 0.9
     config.validate()
     planning = config.planning_settings()
-    assert (planning.rollout_length, planning.horizon, planning.candidates, planning.selection,
-            planning.score_discount, planning.availability, planning.availability_threshold, planning.enabled) == (
-        9, 4, 3, "global", 0.9, "threshold", 0.3, True)
+    assert (planning.rollout_length_k, planning.planning_horizon_H, planning.planning_candidates_L,
+            planning.planning_selection, planning.planning_discount, planning.imagined_availability,
+            planning.availability_threshold, planning.mode) == (9, 4, 3, "global", 0.9, "threshold", 0.3, "mag")
     ppo = config.ppo_settings()
-    assert (ppo.epochs, ppo.minibatch_size, ppo.clip, ppo.entropy_coef, ppo.entropy_annealing, ppo.grad_clip,
-            ppo.gamma, ppo.lam, ppo.actor_lr, ppo.critic_lr, ppo.actor_weight_decay, ppo.normalize_advantages) == (
+    assert (ppo.ppo_epochs, ppo.ppo_minibatch_size, ppo.clip_param, ppo.entropy_coeff, ppo.entropy_annealing,
+            ppo.policy_grad_clip, ppo.gamma, ppo.lambda_, ppo.actor_lr, ppo.critic_lr, ppo.actor_weight_decay,
+            ppo.normalize_advantages) == (
         3, 500, 0.1, 0.01, 0.5, 7.0, 0.9, 0.8, 1e-4, 2e-4, 0.0, False)
     label = config.model_reward_label_settings()
     assert (label.mode, label.terms, label.candidates, label.reconstruction_reduction) == (

@@ -334,8 +334,8 @@ def test_model_rollout_loads_learner_weights_and_returns_float32(dtype):
     from rllib_mag.planning.imagination import PlanningConfig
 
     observation_space, _ = team_spaces(3, 6, 5, 4)
-    rollout = ModelRollout(observation_space, {"name": "small"},
-                           PlanningConfig(rollout_length=3, horizon=2, candidates=2), dtype=dtype)
+    plan = PlanningConfig(rollout_length_k=3, planning_horizon_H=2, planning_candidates_L=2)
+    rollout = ModelRollout(observation_space, {"name": "small"}, plan, dtype=dtype)
     networks = rollout.imagination.networks
     weights = {name: {k: v.float() for k, v in getattr(networks, name).state_dict().items()}
                for name in ROLLOUT_NETWORKS}

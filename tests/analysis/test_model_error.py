@@ -18,7 +18,7 @@ from rllib_mag.models import Actor, WorldModel, from_preset
 from rllib_mag.planning import ModelRewardPredictor, PlanningConfig
 
 K = 6
-PLANNING = PlanningConfig(rollout_length=K, horizon=3, candidates=3)
+PLANNING = PlanningConfig(rollout_length_k=K, planning_horizon_H=3, planning_candidates_L=3)
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +172,8 @@ def test_oracle_selection_keeps_the_truly_best_candidate(view, networks, starts)
 
     totals = {}
     for n in (1, 6):
-        prediction, truth = oracle_selection(view, networks, starts, dataclasses.replace(PLANNING, candidates=n), 0)
+        planning = dataclasses.replace(PLANNING, planning_candidates_L=n)
+        prediction, truth = oracle_selection(view, networks, starts, planning, 0)
         np.testing.assert_array_equal(replay(view, starts, prediction.actions).obs, truth.obs)  # lockstep == replay
         totals[n] = accumulated(true_errors(prediction, truth)["total"], truth.active)[-1]
     assert totals[6] < totals[1]

@@ -44,24 +44,24 @@ def setup():
     wm, actor, critic, rm = WorldModel(cfg, D, A), Actor(cfg, A), AttentionCritic(cfg), ModelRewardPredictor(cfg)
     with torch.no_grad():
         start = wm.loss(random_sequence_batch(6, 4, N, D, A)).posterior.map(lambda x: x.flatten(0, 1))
-    batch = imagine(wm, actor, critic, rm, start, PlanningConfig(rollout_length=5, horizon=2, candidates=2),
-                    torch.Generator().manual_seed(0))
+    plan = PlanningConfig(rollout_length_k=5, planning_horizon_H=2, planning_candidates_L=2)
+    batch = imagine(wm, actor, critic, rm, start, plan, torch.Generator().manual_seed(0))
     return cfg, actor, critic, batch
 
 
 def _objectives(actor, critic, batch, cfg):
     with torch.no_grad():
-        returns = lambda_returns(batch.reward, batch.discount, batch.values, cfg.gamma, cfg.lam)
+        returns = lambda_returns(batch.reward, batch.discount, batch.values, cfg.gamma, cfg.lambda_)
         adv = returns - batch.values[:, :-1]
         adv = (adv - adv.mean()) / (adv.std() + 1e-4)
         logp = actor(batch.features, batch.action_mask).log_prob(batch.actions)
-        surrogate = clipped_surrogate_loss(logp, batch.logp, adv, cfg.clip)[0]
+        surrogate = clipped_surrogate_loss(logp, batch.logp, adv, cfg.clip_param)[0]
         return surrogate.item(), 0.5 * (returns - critic(batch.features)).pow(2).mean().item()
 
 
 def test_ppo_improves_objectives_on_fixed_batch(setup):
     _, actor, critic, batch = setup
-    cfg = PPOConfig(minibatch_size=40, epochs=5)
+    cfg = PPOConfig(ppo_minibatch_size=40, ppo_epochs=5)
     actor_opt, critic_opt = make_optimizers(actor, critic, cfg)
     before = _objectives(actor, critic, batch, cfg)
     metrics = ppo_update(actor, critic, actor_opt, critic_opt, batch, cfg, torch.Generator().manual_seed(0))
@@ -69,13 +69,14 @@ def test_ppo_improves_objectives_on_fixed_batch(setup):
     assert after[0] < before[0] and after[1] < before[1], (before, after)
     n_mb = 5 * -(-batch.features.shape[0] * batch.features.shape[1] // 40)
     assert metrics["n_minibatches"] == n_mb
-    assert metrics["entropy_coef"] == pytest.approx(1e-3 * 0.99998 ** n_mb)
+    assert metrics["entropy_coeff"] == pytest.approx(1e-3 * 0.99998 ** n_mb)
     assert all(isinstance(v, float) and v == v for v in metrics.values())
     assert 0.0 <= metrics["clip_fraction"] <= 1.0
 
 
 def test_ppo_config_errors():
-    for bad in (dict(epochs=0), dict(minibatch_size=0), dict(clip=0.0), dict(gamma=1.5), dict(entropy_coef=-1.0)):
+    for bad in (dict(ppo_epochs=0), dict(ppo_minibatch_size=0), dict(clip_param=0.0), dict(gamma=1.5),
+                dict(entropy_coeff=-1.0)):
         with pytest.raises(ValueError):
             PPOConfig(**bad)
 
@@ -109,10 +110,10 @@ def test_bfloat16_rollouts_start_ppo_on_policy_once_log_probs_are_recomputed():
     with torch.no_grad():
         start = nets[0].loss(random_sequence_batch(6, 4, N, D, A)).posterior.map(lambda x: x.flatten(0, 1))
     half = [copy.deepcopy(net).to(torch.bfloat16) for net in nets]
-    batch = imagine(*half, start, PlanningConfig(rollout_length=5, horizon=2, candidates=2),
+    batch = imagine(*half, start, PlanningConfig(rollout_length_k=5, planning_horizon_H=2, planning_candidates_L=2),
                     torch.Generator().manual_seed(0))
     actor, critic = nets[1], nets[2]
-    ppo = PPOConfig(minibatch_size=40, epochs=1)
+    ppo = PPOConfig(ppo_minibatch_size=40, ppo_epochs=1)
 
     def first_ratio_deviation(data):
         learner_actor, learner_critic = copy.deepcopy(actor), copy.deepcopy(critic)

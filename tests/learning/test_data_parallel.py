@@ -21,7 +21,7 @@ D, A, N = 6, 4, 3
 M, K = 8, 4
 #: One minibatch per epoch (each learner's minibatch is its whole shard), 3 epochs: order-free, yet each step
 #: depends on the one before.
-CFG = PPOConfig(minibatch_size=M * K, epochs=3)
+CFG = PPOConfig(ppo_minibatch_size=M * K, ppo_epochs=3)
 
 
 def _problem() -> tuple[Actor, AttentionCritic, SyntheticBatch]:
@@ -31,8 +31,8 @@ def _problem() -> tuple[Actor, AttentionCritic, SyntheticBatch]:
     wm, actor, critic, rm = WorldModel(cfg, D, A), Actor(cfg, A), AttentionCritic(cfg), ModelRewardPredictor(cfg)
     with torch.no_grad():
         start = wm.loss(random_sequence_batch(4, 2, N, D, A)).posterior.map(lambda x: x.flatten(0, 1))
-    batch = imagine(wm, actor, critic, rm, start, PlanningConfig(rollout_length=K, horizon=2, candidates=2),
-                    torch.Generator().manual_seed(0))
+    plan = PlanningConfig(rollout_length_k=K, planning_horizon_H=2, planning_candidates_L=2)
+    batch = imagine(wm, actor, critic, rm, start, plan, torch.Generator().manual_seed(0))
     return actor, critic, batch
 
 

@@ -34,7 +34,7 @@ def setup():
 
 def test_compiled_imagination_equals_eager(setup):
     nets, start = setup
-    plan = PlanningConfig(rollout_length=3, horizon=2, candidates=3)
+    plan = PlanningConfig(rollout_length_k=3, planning_horizon_H=2, planning_candidates_L=3)
     step = Compiled(imagined_step, enabled=True)
     eager = imagine(*nets, start, plan, torch.Generator().manual_seed(4))
     compiled = imagine(*nets, start, plan, torch.Generator().manual_seed(4), step)
@@ -56,7 +56,7 @@ def test_no_cpp_compiler_falls_back_to_eager_with_one_warning(setup, monkeypatch
     nets, start = setup
     monkeypatch.setattr(compilation, "cpp_compiler", lambda: None)
     step = Compiled(imagined_step, enabled=True, name="the imagination step")
-    plan = PlanningConfig(rollout_length=2, horizon=2, candidates=2)
+    plan = PlanningConfig(rollout_length_k=2, planning_horizon_H=2, planning_candidates_L=2)
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler found") as record:
         fallback = imagine(*nets, start, plan, torch.Generator().manual_seed(0), step)
     assert len(record) == 1 and not step.enabled and step.compile_seconds == 0.0

@@ -77,7 +77,7 @@ def test_model_reward_ranks_high_error_states(nets):
 # ----------------------------------------------------------------------------------- planner
 def test_synthetic_batch_shapes_and_no_grad(nets, start):
     k = 5
-    cfg = PlanningConfig(rollout_length=k, horizon=3, candidates=3)
+    cfg = PlanningConfig(rollout_length_k=k, planning_horizon_H=3, planning_candidates_L=3)
     for net in nets:
         net.train()
         net.zero_grad(set_to_none=True)
@@ -112,7 +112,7 @@ def _one_plan_step(nets, start, cfg, seed=0):
 
 
 def test_choice_equals_brute_force_per_start_argmin(nets, start):
-    step = _one_plan_step(nets, start, PlanningConfig(horizon=4, candidates=5))
+    step = _one_plan_step(nets, start, PlanningConfig(planning_horizon_H=4, planning_candidates_L=5))
     L = step.candidates.shape[0]
     assert step.scores.shape == (L, M)
     for m in range(M):
@@ -122,7 +122,7 @@ def test_choice_equals_brute_force_per_start_argmin(nets, start):
 
 
 def test_horizon_one_scores_are_per_candidate_model_error(nets, start):
-    step = _one_plan_step(nets, start, PlanningConfig(horizon=1, candidates=4))
+    step = _one_plan_step(nets, start, PlanningConfig(planning_horizon_H=1, planning_candidates_L=4))
     rm = nets[3]
     with torch.no_grad():
         for j in range(4):
@@ -134,14 +134,15 @@ def test_global_selection_is_single_argmin(nets, start):
     scores = torch.rand(4, M)
     choice = select_candidates(scores, "global")
     assert (choice == scores.mean(1).argmin()).all()
-    step = _one_plan_step(nets, start, PlanningConfig(horizon=3, candidates=4, selection="global"))
+    plan = PlanningConfig(planning_horizon_H=3, planning_candidates_L=4, planning_selection="global")
+    step = _one_plan_step(nets, start, plan)
     assert (step.choice == step.scores.mean(1).argmin()).all()
 
 
 def test_single_candidate_equals_mamba_rollout(nets, start):
     k = 4
-    a = run(nets, start, PlanningConfig(rollout_length=k, horizon=2, candidates=1), seed=3)
-    b = run(nets, start, PlanningConfig(rollout_length=k, horizon=2, enabled=False), seed=3)
+    a = run(nets, start, PlanningConfig(rollout_length_k=k, planning_horizon_H=2, planning_candidates_L=1), seed=3)
+    b = run(nets, start, PlanningConfig(rollout_length_k=k, planning_horizon_H=2, mode="mamba"), seed=3)
     for f in dataclasses.fields(a):
         torch.testing.assert_close(getattr(a, f.name), getattr(b, f.name), equal_nan=True)
     assert torch.isnan(a.chosen_error).all() and torch.isfinite(a.accumulated_error).all()
@@ -151,7 +152,7 @@ def test_single_candidate_equals_mamba_rollout(nets, start):
     state, feats = start, []
     with eval_mode(*nets), torch.inference_mode():
         for _ in range(k):
-            noise = StepNoise.draw(wm, state, PlanningConfig(enabled=False), g)
+            noise = StepNoise.draw(wm, state, PlanningConfig(mode="mamba"), g)
             action = act(wm, actor, state.features(), PlanningConfig(), noise.action)[0]
             deter = wm.transition(state, F.one_hot(action, A).float())
             index = categorical_from_uniform(softmax_weights(wm.prior_logits(deter)), noise.candidates[0])
@@ -161,7 +162,7 @@ def test_single_candidate_equals_mamba_rollout(nets, start):
 
 
 def test_seeded_determinism(nets, start):
-    cfg = PlanningConfig(rollout_length=3, horizon=2, candidates=3)
+    cfg = PlanningConfig(rollout_length_k=3, planning_horizon_H=2, planning_candidates_L=3)
     a, b, c = run(nets, start, cfg, 5), run(nets, start, cfg, 5), run(nets, start, cfg, 6)
     for f in dataclasses.fields(a):
         assert torch.equal(getattr(a, f.name), getattr(b, f.name)), f.name
@@ -172,7 +173,7 @@ def test_bfloat16_networks_give_float32_batches_close_to_float32(nets, start):
     """`planning_dtype: bfloat16`: the networks compute in bf16, the synthetic batch stays float32."""
     import copy
 
-    cfg = PlanningConfig(rollout_length=3, horizon=2, candidates=3)
+    cfg = PlanningConfig(rollout_length_k=3, planning_horizon_H=2, planning_candidates_L=3)
     full = run(nets, start, cfg, 5)
     half = run([copy.deepcopy(net).to(torch.bfloat16) for net in nets], start, cfg, 5)
     for f in dataclasses.fields(half):
@@ -184,8 +185,9 @@ def test_bfloat16_networks_give_float32_batches_close_to_float32(nets, start):
 
 
 def test_planning_config_errors(nets, start):
-    for bad in (dict(horizon=0), dict(candidates=-1), dict(selection="best"), dict(horizon=20),
-                dict(score_discount=0.0), dict(availability="argmax"), dict(rollout_length=2.5)):
+    for bad in (dict(planning_horizon_H=0), dict(planning_candidates_L=-1), dict(planning_selection="best"),
+                dict(planning_horizon_H=20), dict(planning_discount=0.0), dict(imagined_availability="argmax"),
+                dict(rollout_length_k=2.5), dict(mode="dreamer")):
         with pytest.raises(ValueError):
             PlanningConfig(**bad)
     with pytest.raises(ValueError, match="model_reward"):
@@ -213,7 +215,7 @@ def test_lookahead_score_is_the_discounted_r_m_sum_along_the_policy_rollout(nets
     """`candidate_scores` equals a hand-written dense rollout with the same uniforms: score =
     sum_i d**i mean_agents R_m(s_i), each step acting with the actor on the av head's sampled mask."""
     wm, actor, _, rm = nets
-    cfg = PlanningConfig(horizon=3, candidates=2, score_discount=0.5)
+    cfg = PlanningConfig(planning_horizon_H=3, planning_candidates_L=2, planning_discount=0.5)
     g = torch.Generator().manual_seed(7)
     noise = StepNoise.draw(wm, start, cfg, g)
     with eval_mode(*nets), torch.no_grad():
@@ -242,6 +244,6 @@ def test_sampled_availability_mask_follows_the_heads_probabilities():
     _, logits, mask = draw_action(probs, torch.zeros_like(probs), PlanningConfig(), noise)
     assert abs(mask.mean().item() - 0.8) < 0.01 and (logits[mask == 0] == MASKED_LOGIT).all()
     thresholded = draw_action(torch.tensor([[0.3, 0.7]]), torch.zeros(1, 2),
-                              PlanningConfig(availability="threshold", availability_threshold=0.5),
+                              PlanningConfig(imagined_availability="threshold", availability_threshold=0.5),
                               ActionNoise.draw((1,), 2))[2]
     assert thresholded.tolist() == [[0.0, 1.0]]
