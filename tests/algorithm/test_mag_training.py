@@ -280,50 +280,6 @@ def test_two_node_cluster_places_work_on_both_nodes():
         cluster.shutdown()
 
 
-def test_real_buffer_round_trip_keeps_rows_and_sampling():
-    """D_e's checkpoint state restores the same rows, so a restored run samples the same sequences."""
-    from rllib_mag.algorithm.replay import SequenceReplayBuffer
-
-    rng = np.random.default_rng(0)
-    buffer = SequenceReplayBuffer(capacity=30, n_agents=2, obs_dim=3, n_actions=4)
-    for length in (7, 12, 9, 6):  # 38 rows: the ring wraps
-        obs = {"obs": rng.normal(size=(length + 1, 2, 3)), "action_mask": np.ones((length + 1, 2, 4)),
-               "alive": np.ones((length + 1, 2))}
-        buffer.add_episode(obs, rng.integers(0, 4, (length, 2)), rng.normal(size=length), terminated=True)
-    assert len(buffer) == 30 and buffer.num_env_steps_added == 34
-    clone = SequenceReplayBuffer(capacity=30, n_agents=2, obs_dim=3, n_actions=4)
-    clone.set_state(buffer.get_state())
-    a, b = buffer.sample(5, 6, np.random.default_rng(1)), clone.sample(5, 6, np.random.default_rng(1))
-    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
-    assert a["obs"].shape == (6, 5, 2, 3) and (a["is_first"][0] == 1).all()
-
-
-def test_episode_assembler_joins_chunks_across_sample_calls():
-    """Chunks of one episode (as a vectorized env runner returns them) become one D_e episode."""
-    from ray.rllib.env.single_agent_episode import SingleAgentEpisode
-
-    from rllib_mag.algorithm.replay import EpisodeAssembler
-
-    def obs(t):
-        return {"obs": np.full((2, 3), t, np.float32), "action_mask": np.ones((2, 4), np.float32),
-                "alive": np.ones(2, np.float32)}
-
-    first = SingleAgentEpisode()
-    first.add_env_reset(observation=obs(0))
-    for t in range(1, 4):
-        first.add_env_step(observation=obs(t), action=np.array([t, t]), reward=float(t))
-    second = first.cut()
-    for t in range(4, 6):
-        second.add_env_step(observation=obs(t), action=np.array([t, t]), reward=float(t), terminated=t == 5)
-    assembler = EpisodeAssembler()
-    assert assembler.add(first.to_numpy()) is None and assembler.num_pending == 1
-    episode = assembler.add(second.to_numpy())
-    assert assembler.num_pending == 0 and episode["terminated"]
-    assert episode["observations"]["obs"][:, 0, 0].tolist() == [0, 1, 2, 3, 4, 5]
-    assert episode["actions"][:, 0].tolist() == [1, 2, 3, 4, 5]
-    assert episode["rewards"].tolist() == [1, 2, 3, 4, 5]
-
-
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_model_rollout_loads_learner_weights_and_returns_float32(dtype):
     """A rollout actor (here in-process) takes float32 learner weights in either planning dtype."""

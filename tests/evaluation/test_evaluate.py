@@ -72,6 +72,8 @@ def test_evaluation_is_deterministic_per_seed_and_seeds_differ(module):
     assert evaluate(policy, 3, seed=100).returns != first.returns
     with pytest.raises(ValueError, match="episodes=0 is invalid"):
         evaluate(policy, 0)
+    short = evaluate(TrainedPolicy(module, "smax_team", {"map_name": "3s_vs_3z", "episode_limit": 4}), 2)
+    assert short.lengths == [4, 4] and short.wins == [False, False]  # truncated at the limit ends the episode
 
 
 def test_bad_checkpoints_are_named(tmp_path, module):

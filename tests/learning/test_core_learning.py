@@ -74,6 +74,21 @@ def test_ppo_improves_objectives_on_fixed_batch(setup):
     assert 0.0 <= metrics["clip_fraction"] <= 1.0
 
 
+def test_ppo_critic_regresses_on_td_lambda_returns_with_gamma_and_lambda(setup):
+    """One minibatch of the whole batch: the reported critic loss is `0.5 (G^lambda - V)^2` of the critic before its
+    step, with G^lambda from the config's gamma and lambda_ (distinct values, so a swap shows)."""
+    _, actor, critic, batch = setup
+    cfg = PPOConfig(ppo_minibatch_size=batch.features.shape[0] * batch.features.shape[1], ppo_epochs=1, gamma=0.9,
+                    lambda_=0.5)
+    with torch.no_grad():
+        returns = lambda_returns(batch.reward, batch.discount, batch.values, 0.9, 0.5)
+        expected = 0.5 * (returns - critic(batch.features)).pow(2).mean().item()
+    actor_opt, critic_opt = make_optimizers(actor, critic, cfg)
+    metrics = ppo_update(actor, critic, actor_opt, critic_opt, batch, cfg, torch.Generator().manual_seed(0))
+    assert metrics["n_minibatches"] == 1.0
+    assert metrics["critic_loss"] == pytest.approx(expected, rel=1e-5)
+
+
 def test_ppo_config_errors():
     for bad in (dict(ppo_epochs=0), dict(ppo_minibatch_size=0), dict(clip_param=0.0), dict(gamma=1.5),
                 dict(entropy_coeff=-1.0)):
