@@ -1,5 +1,5 @@
 # Two entry points for a fresh clone (only Python 3.10-3.12 and pip needed):
-#   make train   set up .venv and train MAG on the embedded SMAX map 2s3z (no StarCraft II needed)
+#   make train   set up .venv and train MAG on the embedded SMAX map 3s_vs_3z (no StarCraft II needed)
 #   make test    set up .venv and run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -19,9 +19,9 @@ $(VENV)/.installed: setup.cfg setup.py requirements/lock.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/lock.txt -e ".[test]"
 	touch $@
 
-# A short demo run (about 10 minutes on 2 cores); TRAIN_STOP='{}' runs the example's own 20k-step budget.
-TRAIN_EXAMPLE ?= tuned_examples/mag_smax_2s3z.yaml
-TRAIN_STOP    ?= {"num_env_steps_sampled_lifetime": 3000}
+# A short demo run (10k env steps, where the return rises); TRAIN_STOP='{}' runs the example's 20k-step budget.
+TRAIN_EXAMPLE ?= tuned_examples/mag_smax_3s_vs_3z.yaml
+TRAIN_STOP    ?= {"num_env_steps_sampled_lifetime": 10000}
 
 train: install
 	$(BIN)/rllib train file $(TRAIN_EXAMPLE) --stop '$(TRAIN_STOP)'
