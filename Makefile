@@ -19,9 +19,10 @@ $(VENV)/.installed: setup.cfg setup.py requirements/lock.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/lock.txt -e ".[test]"
 	touch $@
 
-# A short demo run (10k env steps, where the return rises); TRAIN_STOP='{}' runs the example's 20k-step budget.
+# The example's whole 20k env steps (about 6 minutes on 2 cores): the return rises from about 3 to about 10.
+# TRAIN_STOP='{"num_env_steps_sampled_lifetime": 5000}' stops earlier.
 TRAIN_EXAMPLE ?= tuned_examples/mag_smax_3s_vs_3z.yaml
-TRAIN_STOP    ?= {"num_env_steps_sampled_lifetime": 10000}
+TRAIN_STOP    ?= {"num_env_steps_sampled_lifetime": 20000}
 
 train: install
 	$(BIN)/rllib train file $(TRAIN_EXAMPLE) --stop '$(TRAIN_STOP)'

@@ -1,10 +1,13 @@
 """`rllib plot TRIAL_DIR`: a trial's learning curves (win rate, episode return, world-model loss against env
-steps) from the `result.json` Tune writes in every trial folder, as one PNG."""
+steps; every iteration's value as a dot, a rolling mean of up to 20 as the line) from the `result.json` Tune writes in
+every trial folder, as one PNG."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import numpy as np
 
 from rllib_mag.progress import result_value
 
@@ -12,6 +15,7 @@ from rllib_mag.progress import result_value
 PANELS = {"win rate": "env_runners/win_rate", "episode return": "env_runners/episode_return_mean",
           "world-model loss": "world_model/model_loss"}
 STEPS_KEY = "num_env_steps_sampled_lifetime"
+SMOOTHING_POINTS = 20
 
 
 def trial_dirs(path: Path) -> list[Path]:
@@ -40,6 +44,14 @@ def read_curve(trial: Path) -> dict[str, list[tuple[float, float]]]:
     return curves
 
 
+def rolling_mean(values: np.ndarray, points: int = SMOOTHING_POINTS) -> np.ndarray:
+    """Mean of the last `points` values at each point (fewer at the start): one iteration's value comes from a
+    few episodes, so the raw curve is noisy."""
+    sums = np.cumsum(np.insert(values, 0, 0.0))
+    counts = np.minimum(np.arange(1, len(values) + 1), points)
+    return (sums[1:] - sums[np.arange(1, len(values) + 1) - counts]) / counts
+
+
 def plot_trials(path: str | Path, out: str | Path | None = None) -> Path:
     """Plot every trial under `path` into `out` (default: `<path>/learning_curves.png`); returns the PNG path."""
     import matplotlib
@@ -55,11 +67,15 @@ def plot_trials(path: str | Path, out: str | Path | None = None) -> Path:
     for ax, title in zip(axes, PANELS):
         for name, curve in curves.items():
             if curve[title]:
-                steps, values = zip(*curve[title])
-                ax.plot(steps, values, marker=".", label=name[:40])
+                steps, values = map(np.asarray, zip(*curve[title]))
+                raw = ax.plot(steps, values, ".", alpha=0.25)[0]
+                points = max(1, min(SMOOTHING_POINTS, len(values) // 10))  # sparse curves (the loss) barely
+                ax.plot(steps, rolling_mean(values, points), color=raw.get_color(), label=name[:40])
         ax.set(title=title, xlabel="env steps")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    labelled = [ax for ax in axes if ax.get_legend_handles_labels()[0]]
+    if labelled:
+        labelled[0].legend(fontsize=7)
     fig.tight_layout()
     out = Path(out) if out is not None else path / "learning_curves.png"
     fig.savefig(out, dpi=100)
