@@ -75,15 +75,23 @@ def load_policy(checkpoint: str | Path) -> TrainedPolicy:
     if not args_file.is_file():
         raise CheckpointError(f"{path} is not an algorithm checkpoint (no class_and_ctor_args.pkl): pass a "
                               "checkpoint_NNNNNN folder of a trial, or the path given to algo.save_to_path")
+    try:
+        config = pickle.loads(args_file.read_bytes())["ctor_args_and_kwargs"][0][0]
+    except (pickle.UnpicklingError, EOFError, KeyError, IndexError, TypeError) as err:
+        raise CheckpointError(f"{args_file} is unreadable ({type(err).__name__}: {err}): the checkpoint is truncated "
+                              "or was not written by algo.save_to_path") from err
     if not module_dir.is_dir():
         raise CheckpointError(f"{path} has no {MODULE_DIR}: rllib evaluate reads single-module MAG checkpoints "
                               "(team-view envs such as smax_team)")
-    config = pickle.loads(args_file.read_bytes())["ctor_args_and_kwargs"][0][0]
     env = config.get("env") if isinstance(config, dict) else None
     if not isinstance(env, str) or not env.endswith("_team"):
         raise CheckpointError(f"{path} was trained on env {env!r}: rllib evaluate plays team-view envs "
                               "(smax_team, smac_team, pettingzoo_team)")
-    module = RLModule.from_checkpoint(module_dir)
+    try:
+        module = RLModule.from_checkpoint(module_dir)
+    except (pickle.UnpicklingError, EOFError, FileNotFoundError) as err:
+        raise CheckpointError(f"the policy in {module_dir} is unreadable ({type(err).__name__}: {err}): the "
+                              "checkpoint is truncated") from err
     module.eval()
     return TrainedPolicy(module, env, dict(config.get("env_config") or {}))
 

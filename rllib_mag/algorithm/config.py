@@ -1,8 +1,9 @@
 """`MAGConfig`: every MAG hyperparameter, with the defaults of the paper / released code.
 
 Defaults follow the released code (MAG's `configs/dreamer/DreamerLearnerConfig.py` plus MAMBA's
-`optimal/starcraft` settings; `docs/algorithm.md`): model lr 5e-4, 60 world-model and 60 R_m steps per update, 40 x 20 sequences,
-M = 720 imagination starts, k = 15, H = 6, L = 4, 4 rounds of (imagination + 5 PPO epochs, minibatch 2000).
+`optimal/starcraft` settings; `docs/algorithm.md`): model lr 5e-4, 60 world-model and 60 R_m steps per update,
+40 x 20 sequences, M = 720 imagination starts, k = 15, H = 6, L = 4, 4 rounds of (imagination + 5 PPO epochs,
+minibatch 2000).
 Builder groups in RLlib's style: `.world_model()`, `.model_reward()`, `.planning()`, `.model_error_evaluation()`,
 `.rollout_actors()` and `.training()` for the policy and the schedule.
 """
@@ -19,22 +20,25 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from rllib_mag.learning.ppo import PPOConfig
 from rllib_mag.metrics import WinRateCallback
 from rllib_mag.models.config import LOSS_TERMS, PRESETS
-from rllib_mag.planning.imagination import AVAILABILITY_MODES, MODES, SELECTIONS, PlanningConfig
+from rllib_mag.planning.imagination import PlanningConfig
 from rllib_mag.planning.model_reward import LABEL_MODES, PAPER_TERMS, ModelRewardLabel
+from rllib_mag.validation import check_bool, check_choice, check_int, check_non_negative, check_positive
 
 DTYPES = ("float32", "bfloat16")
 
-#: Integer settings and their smallest valid value.
+#: Integer settings and their smallest valid value (the planner's and PPO's are checked by their own configs).
 _INT_MINIMUMS: dict[str, int] = {
     "world_model_train_steps": 1, "batch_size_B": 1, "batch_length_T": 3, "replay_capacity": 2, "warmup_steps": 0,
-    "model_reward_train_steps": 0, "planning_horizon_H": 1, "planning_candidates_L": 1, "rollout_length_k": 2,
-    "imagination_starts_M": 1, "num_model_rollout_actors": 0, "policy_rounds": 1,
-    "ppo_epochs": 1, "ppo_minibatch_size": 1, "episodes_per_iteration": 1, "model_reward_label_candidates": 1,
-    "model_error_eval_interval": 0, "model_error_eval_starts": 1,
+    "model_reward_train_steps": 0, "imagination_starts_M": 1, "num_model_rollout_actors": 0, "policy_rounds": 1,
+    "episodes_per_iteration": 1, "model_reward_label_candidates": 1, "model_error_eval_interval": 0,
+    "model_error_eval_starts": 1,
 }
-_POSITIVE_FLOATS = ("world_model_lr", "model_reward_lr", "actor_lr", "critic_lr", "model_grad_clip",
-                    "policy_grad_clip", "clip_param")
-_UNIT_FLOATS = ("gamma", "lambda_", "entropy_annealing", "planning_discount")
+_POSITIVE = ("world_model_lr", "model_reward_lr", "model_grad_clip")
+_NON_NEGATIVE = ("num_cpus_per_rollout_actor", "num_gpus_per_rollout_actor")
+_CHOICES: dict[str, tuple[Any, ...]] = {
+    "planning_dtype": DTYPES, "world_model_dtype": DTYPES, "model_error_reconstruction_reduction": ("mean", "sum"),
+    "model_reward_label": LABEL_MODES, "world_model_preset": tuple(PRESETS),
+}
 #: Inherited `AlgorithmConfig` training settings MAG does not read, and the MAG settings to use instead.
 IGNORED_RLLIB_KEYS: dict[str, str] = {
     "lr": "world_model_lr, model_reward_lr, actor_lr and critic_lr",
@@ -286,56 +290,12 @@ class MAGConfig(AlgorithmConfig):
         super().validate()
         self._validate_known_keys()
         self._reject_ignored_rllib_keys()
-        for name, low in _INT_MINIMUMS.items():
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                self._value_error(f"MAGConfig.{name}={value!r} is invalid: must be an int >= {low}")
-        for name in _POSITIVE_FLOATS:
-            if not getattr(self, name) > 0:
-                self._value_error(f"MAGConfig.{name}={getattr(self, name)!r} is invalid: must be > 0")
-        for name in _UNIT_FLOATS:
-            if not 0.0 < getattr(self, name) <= 1.0:
-                self._value_error(f"MAGConfig.{name}={getattr(self, name)!r} is invalid: must be in (0, 1]")
-        if self.entropy_coeff < 0:
-            self._value_error(f"MAGConfig.entropy_coeff={self.entropy_coeff!r} is invalid: must be >= 0")
-        for name, options in (("mode", MODES), ("planning_selection", SELECTIONS), ("planning_dtype", DTYPES),
-                              ("world_model_dtype", DTYPES), ("imagined_availability", AVAILABILITY_MODES),
-                              ("model_error_reconstruction_reduction", ("mean", "sum")),
-                              ("model_reward_label", LABEL_MODES),
-                              ("world_model_preset", tuple(PRESETS))):
-            if getattr(self, name) not in options:
-                self._value_error(f"MAGConfig.{name}={getattr(self, name)!r} is invalid: must be one of {options}")
-        unknown_terms = set(self.model_error_terms) - set(LOSS_TERMS)
-        if unknown_terms or not self.model_error_terms:
-            self._value_error(f"MAGConfig.model_error_terms={self.model_error_terms!r} is invalid: a non-empty "
-                              f"subset of {LOSS_TERMS}")
-        if self.planning_horizon_H > self.rollout_length_k:
-            self._value_error(f"MAGConfig.planning_horizon_H={self.planning_horizon_H} is invalid: must be <= "
-                              f"rollout_length_k={self.rollout_length_k} (H <= k, Algorithm 1)")
-        if self.replay_capacity < max(self.warmup_steps, self.batch_length_T):
-            self._value_error(f"MAGConfig.replay_capacity={self.replay_capacity} is invalid: must be >= warmup_steps "
-                              f"({self.warmup_steps}) and batch_length_T ({self.batch_length_T})")
-        capacity = self.synthetic_capacity
-        if capacity is not None and (not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1):
-            self._value_error(f"MAGConfig.synthetic_capacity={capacity!r} is invalid: must be an int >= 1, or None "
-                              "for M x k (the latest imagination round)")
-        if self.training_ratio is not None and not self.training_ratio > 0:
-            self._value_error(f"MAGConfig.training_ratio={self.training_ratio!r} is invalid: must be > 0 or None")
-        for name in ("compile", "normalize_advantages"):
-            if not isinstance(getattr(self, name), bool):
-                self._value_error(f"MAGConfig.{name}={getattr(self, name)!r} is invalid: must be true or false")
-        if not 0.0 < self.availability_threshold < 1.0:
-            self._value_error(f"MAGConfig.availability_threshold={self.availability_threshold!r} is invalid: must be "
-                              "in (0, 1)")
-        if self.actor_weight_decay < 0:
-            self._value_error(f"MAGConfig.actor_weight_decay={self.actor_weight_decay!r} is invalid: must be >= 0")
+        self._check_values()
         if self.planning_dtype != "float32" and self.num_model_rollout_actors == 0:
             self._value_error(f"MAGConfig.planning_dtype={self.planning_dtype!r} is invalid with "
                               "num_model_rollout_actors=0: the learners imagine with their own float32 networks; "
                               "bfloat16 planning runs on rollout actors' bf16 copies (set num_model_rollout_actors "
                               ">= 1, or planning_dtype='float32')")
-        if self.num_cpus_per_rollout_actor < 0 or self.num_gpus_per_rollout_actor < 0:
-            self._value_error("MAGConfig.num_cpus_per_rollout_actor / num_gpus_per_rollout_actor must be >= 0")
         if self.num_learners > 1:  # data-parallel learners split every batch into equal shards
             for name in ("batch_size_B", "imagination_starts_M", "ppo_minibatch_size"):
                 if getattr(self, name) % self.num_learners:
@@ -362,6 +322,38 @@ class MAGConfig(AlgorithmConfig):
                                   "PettingZoo cannot); set model_error_eval_interval=0")
         if self.env in ("smac", "smac_team"):
             self._check_starcraft()
+
+    def _check_values(self) -> None:
+        """Every value by its rule (`rllib_mag.validation`); the planner's and PPO's keys by building their configs,
+        which hold those rules."""
+        checks = [*((check_int, name, low) for name, low in _INT_MINIMUMS.items()),
+                  *((check_positive, name) for name in _POSITIVE), *((check_non_negative, name) for name in
+                                                                    _NON_NEGATIVE),
+                  *((check_choice, name, options) for name, options in _CHOICES.items()), (check_bool, "compile")]
+        try:
+            for check, name, *rule in checks:
+                check(name, getattr(self, name), *rule)
+            self.planning_settings()
+            self.ppo_settings()
+        except ValueError as err:
+            self._value_error(f"MAGConfig.{err}")
+        unknown_terms = set(self.model_error_terms) - set(LOSS_TERMS)
+        if unknown_terms or not self.model_error_terms:
+            self._value_error(f"MAGConfig.model_error_terms={self.model_error_terms!r} is invalid: a non-empty "
+                              f"subset of {LOSS_TERMS}")
+        if self.replay_capacity < max(self.warmup_steps, self.batch_length_T):
+            self._value_error(f"MAGConfig.replay_capacity={self.replay_capacity} is invalid: must be >= warmup_steps "
+                              f"({self.warmup_steps}) and batch_length_T ({self.batch_length_T})")
+        if self.synthetic_capacity is not None:
+            try:
+                check_int("synthetic_capacity", self.synthetic_capacity, 1)
+            except ValueError as err:
+                self._value_error(f"MAGConfig.{err}, or None for M x k (the latest imagination round)")
+        if self.training_ratio is not None:
+            try:
+                check_positive("training_ratio", self.training_ratio)
+            except ValueError as err:
+                self._value_error(f"MAGConfig.{err}, or None (one update per episode)")
 
     def _check_env_registered(self) -> None:
         """This package's env names are registered with Tune on first use (`ensure_registered`); any other name

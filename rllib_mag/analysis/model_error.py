@@ -386,7 +386,8 @@ def evaluate_model_error(view: TeamView, networks: Networks, planning: PlanningC
         if mode == ORACLE:
             prediction, truth = oracle_selection(view, networks, starts, planning, cfg.seed)
         else:
-            prediction = imagine_predictions(networks, starts, replace(planning, mode="mag" if mode == "mag" else "mamba"), cfg.seed)
+            mode_planning = replace(planning, mode="mag" if mode == "mag" else "mamba")
+            prediction = imagine_predictions(networks, starts, mode_planning, cfg.seed)
             truth = replay(view, starts, prediction.actions)
         errors = {**true_errors(prediction, truth), "rm": prediction.rm_error}
         resampled[mode] = {part: accumulated(errors[part], truth.active, index) for part in PARTS}

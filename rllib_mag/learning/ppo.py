@@ -12,6 +12,7 @@ from rllib_mag.learning.data_parallel import DataParallel, average_gradients
 from rllib_mag.learning.returns import lambda_returns
 from rllib_mag.models.actor_critic import Actor, AttentionCritic
 from rllib_mag.planning.imagination import SyntheticBatch
+from rllib_mag.validation import check_bool, check_int, check_non_negative, check_positive, check_unit
 
 
 @dataclass(frozen=True)
@@ -35,17 +36,14 @@ class PPOConfig:
 
     def __post_init__(self) -> None:
         for name in ("ppo_epochs", "ppo_minibatch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"PPOConfig.{name} must be a positive int, got {value!r}")
+            check_int(name, getattr(self, name), 1)
         for name in ("clip_param", "policy_grad_clip", "actor_lr", "critic_lr"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"PPOConfig.{name} must be > 0, got {getattr(self, name)}")
+            check_positive(name, getattr(self, name))
         for name in ("gamma", "lambda_", "entropy_annealing"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"PPOConfig.{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.entropy_coeff < 0 or self.actor_weight_decay < 0:
-            raise ValueError("PPOConfig.entropy_coeff and actor_weight_decay must be >= 0")
+            check_unit(name, getattr(self, name))
+        for name in ("entropy_coeff", "actor_weight_decay"):
+            check_non_negative(name, getattr(self, name))
+        check_bool("normalize_advantages", self.normalize_advantages)
 
 
 def make_optimizers(actor: Actor, critic: AttentionCritic,

@@ -31,6 +31,7 @@ from rllib_mag.models.layers import (categorical_from_uniform, eval_mode, latent
                                      softmax_weights)
 from rllib_mag.models.world_model import RSSMState, WorldModel
 from rllib_mag.planning.model_reward import ModelRewardPredictor
+from rllib_mag.validation import check_choice, check_int, check_open_unit, check_unit
 
 MODES = ("mag", "mamba")
 SELECTIONS = ("per_start", "global")
@@ -64,21 +65,15 @@ class PlanningConfig:
 
     def __post_init__(self) -> None:
         for name in ("rollout_length_k", "planning_horizon_H", "planning_candidates_L"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"PlanningConfig.{name} must be a positive int, got {value!r}")
+            check_int(name, getattr(self, name), 1)
         if self.planning_horizon_H > self.rollout_length_k:
-            raise ValueError(f"PlanningConfig.planning_horizon_H ({self.planning_horizon_H}) must be <= "
-                             f"rollout_length_k ({self.rollout_length_k}) (Algorithm 1: H <= k)")
-        for name, options in (("planning_selection", SELECTIONS), ("mode", MODES),
+            raise ValueError(f"planning_horizon_H={self.planning_horizon_H} is invalid: must be <= rollout_length_k="
+                             f"{self.rollout_length_k} (H <= k, Algorithm 1)")
+        for name, options in (("mode", MODES), ("planning_selection", SELECTIONS),
                               ("imagined_availability", AVAILABILITY_MODES)):
-            if getattr(self, name) not in options:
-                raise ValueError(f"PlanningConfig.{name} must be one of {options}, got {getattr(self, name)!r}")
-        if not 0.0 < self.planning_discount <= 1.0:
-            raise ValueError(f"PlanningConfig.planning_discount must be in (0, 1], got {self.planning_discount}")
-        if not 0.0 < self.availability_threshold < 1.0:
-            raise ValueError(f"PlanningConfig.availability_threshold must be in (0, 1), "
-                             f"got {self.availability_threshold}")
+            check_choice(name, getattr(self, name), options)
+        check_unit("planning_discount", self.planning_discount)
+        check_open_unit("availability_threshold", self.availability_threshold)
 
     @property
     def n_candidates(self) -> int:

@@ -96,7 +96,13 @@ def test_dict_round_trip_keeps_mag_keys():
     ({"planning_selection": "best"}, r"planning_selection='best' is invalid"),
     ({"gamma": 1.5}, r"gamma=1.5 is invalid: must be in \(0, 1\]"),
     ({"model_error_terms": ("kl", "typo")}, r"model_error_terms=.* is invalid: a non-empty subset of"),
-    ({"training_ratio": -1.0}, r"training_ratio=-1.0 is invalid: must be > 0 or None"),
+    ({"training_ratio": -1.0}, r"training_ratio=-1.0 is invalid: must be > 0, or None \(one update per episode\)"),
+    ({"gamma": "0.99"}, r"MAGConfig.gamma='0.99' is invalid: must be in \(0, 1\]"),
+    ({"actor_lr": "5e-4"}, r"MAGConfig.actor_lr='5e-4' is invalid: must be > 0 \(a string: YAML reads numbers such "
+                           r"as 5e-4 without a decimal point as text; write 5.0e-4"),
+    ({"entropy_coeff": -0.1}, r"MAGConfig.entropy_coeff=-0.1 is invalid: must be >= 0"),
+    ({"num_cpus_per_rollout_actor": -1}, r"MAGConfig.num_cpus_per_rollout_actor=-1 is invalid: must be >= 0"),
+    ({"ppo_epochs": True}, r"MAGConfig.ppo_epochs=True is invalid: must be an int >= 1"),
     ({"imagined_availability": "mean"}, r"imagined_availability='mean' is invalid: must be one of \('sample', "
                                         r"'threshold'\)"),
     ({"availability_threshold": 1.0}, r"availability_threshold=1.0 is invalid: must be in \(0, 1\)"),

@@ -79,6 +79,9 @@ def test_evaluation_is_deterministic_per_seed_and_seeds_differ(module):
 def test_bad_checkpoints_are_named(tmp_path, module):
     with pytest.raises(CheckpointError, match="is not an algorithm checkpoint"):
         load_policy(tmp_path)
+    (tmp_path / "class_and_ctor_args.pkl").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"class_and_ctor_args.pkl is unreadable \(EOFError"):
+        load_policy(tmp_path)
     (tmp_path / "class_and_ctor_args.pkl").write_bytes(pickle.dumps(
         {"class": None, "ctor_args_and_kwargs": (({"env": "smax", "env_config": {}},), {})}))
     with pytest.raises(CheckpointError, match="has no learner_group"):
@@ -89,6 +92,12 @@ def test_bad_checkpoints_are_named(tmp_path, module):
     (tmp_path / "class_and_ctor_args.pkl").write_bytes(pickle.dumps(
         {"class": None, "ctor_args_and_kwargs": (({"env": "smax_team", "env_config": {"map_name": "3s_vs_3z"}},),
                                                  {})}))
+    state_file = tmp_path / MODULE_DIR / "module_state.pkl"
+    state = state_file.read_bytes()
+    state_file.write_bytes(state[:100])
+    with pytest.raises(CheckpointError, match="default_policy is unreadable .* the checkpoint is truncated"):
+        load_policy(tmp_path)
+    state_file.write_bytes(state)
     policy = load_policy(tmp_path)
     assert (policy.env, policy.env_config) == ("smax_team", {"map_name": "3s_vs_3z"})
     for name, value in module.state_dict().items():
