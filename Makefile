@@ -19,7 +19,7 @@ $(VENV)/.installed: setup.cfg setup.py requirements/lock.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements/lock.txt -e ".[test]"
 	touch $@
 
-# The example's whole 20k env steps (about 6 minutes on 2 cores): the return rises from about 3 to about 10.
+# The example's whole 20k env steps (about 6 minutes on 2 cores): the team return rises from about 3 to about 7.
 # TRAIN_STOP='{"num_env_steps_sampled_lifetime": 5000}' stops earlier.
 TRAIN_EXAMPLE ?= tuned_examples/mag_smax_3s_vs_3z.yaml
 TRAIN_STOP    ?= {"num_env_steps_sampled_lifetime": 20000}
