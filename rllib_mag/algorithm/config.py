@@ -143,15 +143,20 @@ class MAGConfig(AlgorithmConfig):
                     batch_length_T: int = NotProvided, grad_clip: float = NotProvided,
                     replay_capacity: int = NotProvided, warmup_steps: int = NotProvided,
                     dtype: str = NotProvided) -> "MAGConfig":
-        """World model sizes (`preset` + `overrides`, see `rllib_mag.models.config`), its training and D_e.
+        """World model sizes, its training (Algorithm 1 line 4) and D_e.
 
-        `dtype="bfloat16"` computes the world-model loss under bf16 autocast (float32 weights, gradients and
-        optimizer; the loss matches float32 to about 1%, `tests/learning`): faster on CPUs and GPUs with bf16
-        matrix units, slower without them.
-
-        `batch_size_B` is the batch of all learners together: with `num_learners > 1` each learner trains on
-        `batch_size_B / num_learners` sequences and the gradients are averaged (the same for `ppo_minibatch_size`
-        and the M imagined rollouts).
+        Args:
+            preset: `"paper"` (256-wide, 32x32 latents) or `"small"` (64-wide, 8x8); `rllib_mag.models.config`.
+            overrides: `WorldModelConfig` fields replacing the preset's, e.g. `{"hidden": 128}`.
+            lr: Adam learning rate of the world model (`world_model_lr`, 5e-4).
+            train_steps: gradient steps per learner update (`world_model_train_steps`, 60).
+            batch_size_B: sequences per step, of all learners together (each trains on `B / num_learners`).
+            batch_length_T: rows per sequence (20).
+            grad_clip: global-norm clip of the world-model gradients (`model_grad_clip`, 100).
+            replay_capacity: rows D_e keeps (250,000).
+            warmup_steps: real env steps collected before the first learner update (500).
+            dtype: `"float32"` or `"bfloat16"` (bf16 autocast of the loss; float32 weights, gradients and Adam;
+                every loss term within 3% of float32, faster only with bf16 matrix units: `world_model_dtype`).
         """
         return self._set(world_model_preset=preset, world_model_overrides=overrides, world_model_lr=lr,
                          world_model_train_steps=train_steps, batch_size_B=batch_size_B,
@@ -162,13 +167,18 @@ class MAGConfig(AlgorithmConfig):
                      error_terms: tuple[str, ...] = NotProvided, label: str = NotProvided,
                      label_candidates: int = NotProvided,
                      reconstruction_reduction: str = NotProvided) -> "MAGConfig":
-        """R_m: learning rate, steps per update, and its label.
+        """R_m, the model-reward predictor (Algorithm 1 line 5).
 
-        `label="candidate"` (default, the paper): R_m sees a latent sampled from the prior at a real row's `h_t`
-        and learns that candidate's own error against the real data (`label_candidates` samples per row), so it
-        can rank the planner's candidates. `"posterior"` is the released code's label (the posterior's losses,
-        which do not depend on the sample R_m sees). `error_terms`: which errors are summed into the label;
-        `reconstruction_reduction`: the observation error in it is the `"mean"` (default) or `"sum"` over obs dims.
+        Args:
+            lr: Adam learning rate of R_m (`model_reward_lr`, 5e-4).
+            train_steps: R_m steps per learner update (`model_reward_train_steps`, 60).
+            error_terms: the world-model errors summed into R_m's label (`model_error_terms`; the paper's terms).
+            label: `"candidate"` (default, the paper): R_m sees a latent sampled from the prior at a real row's
+                `h_t` and learns that candidate's own error, so it can rank the planner's candidates;
+                `"posterior"`: the released code's label, the posterior's losses (`model_reward_label`).
+            label_candidates: prior samples per real row with the candidate label (`model_reward_label_candidates`).
+            reconstruction_reduction: the observation error in the label is the `"mean"` (default) or `"sum"`
+                over obs dims (`model_error_reconstruction_reduction`).
         """
         return self._set(model_reward_lr=lr, model_reward_train_steps=train_steps, model_error_terms=error_terms,
                          model_reward_label=label, model_reward_label_candidates=label_candidates,
@@ -179,13 +189,22 @@ class MAGConfig(AlgorithmConfig):
                  imagination_starts_M: int = NotProvided, selection: str = NotProvided,
                  discount: float = NotProvided, dtype: str = NotProvided, availability: str = NotProvided,
                  availability_threshold: float = NotProvided) -> "MAGConfig":
-        """Random-shooting MPC; `mode="mamba"` turns planning off (the MAMBA baseline).
+        """Imagination and random-shooting MPC (Algorithm 1 lines 6-15).
 
-        `selection`: argmin `"per_start"` (paper) or `"global"` (released code); `discount`: weight `discount**i`
-        of the i-th lookahead error. `availability`: imagined action masks are a Bernoulli `"sample"` of the av
-        head (released code) or `"threshold"` at `availability_threshold`.
-        `dtype="bfloat16"` runs the rollout actors' networks in bfloat16: about 2-3x faster imagination on
-        hardware with bf16 matrix units (AVX512-BF16/AMX CPUs, recent GPUs); sampling and scores stay float32.
+        Args:
+            mode: `"mag"` plans; `"mamba"` turns planning off (one prior sample per step: the MAMBA baseline).
+            rollout_length_k: imagined steps per start state (15).
+            planning_horizon_H: lookahead steps scored per candidate, the candidate included (6; H <= k).
+            planning_candidates_L: candidate latents per step (4).
+            imagination_starts_M: start states per imagination round, of all learners together (720).
+            selection: argmin `"per_start"` (the paper) or `"global"` over the batch (the released code)
+                (`planning_selection`).
+            discount: weight `discount**i` of the i-th lookahead error (`planning_discount`, 1.0).
+            dtype: `"bfloat16"` runs the rollout actors' networks in bf16 (2-3x faster with bf16 matrix units;
+                sampling and scores stay float32; needs rollout actors) (`planning_dtype`).
+            availability: imagined action masks are a Bernoulli `"sample"` of the availability head (the
+                released code) or `"threshold"` at `availability_threshold` (`imagined_availability`).
+            availability_threshold: the threshold of `availability="threshold"` (0.5).
         """
         return self._set(mode=mode, rollout_length_k=rollout_length_k, planning_horizon_H=planning_horizon_H,
                          planning_candidates_L=planning_candidates_L, imagination_starts_M=imagination_starts_M,
@@ -193,11 +212,13 @@ class MAGConfig(AlgorithmConfig):
                          imagined_availability=availability, availability_threshold=availability_threshold)
 
     def model_error_evaluation(self, *, interval: int = NotProvided, starts: int = NotProvided) -> "MAGConfig":
-        """Measure the true model error against the simulator every `interval` iterations (0 = off): from
-        `starts` kept SMAX states, imagine k steps in the config's mode, replay the actions in SMAX and log
-        `model_error/true_step_NN` (accumulated true error), `model_error/rm_step_NN` (R_m's estimate) and
-        `model_error/rm_spearman` (R_m's ranking of candidates vs their true errors). SMAX (`smax_team`) only:
-        SC2 and PettingZoo cannot restore a state.
+        """The true model error against the simulator (SMAX `smax_team` only: SC2 and PettingZoo cannot
+        restore a state): from kept SMAX states, imagine k steps in the config's mode, replay the actions in SMAX,
+        and log `model_error/true_step_NN`, `model_error/rm_step_NN` and `model_error/rm_spearman`.
+
+        Args:
+            interval: every this many iterations (`model_error_eval_interval`; 0, the default, is off).
+            starts: kept SMAX states per measurement (`model_error_eval_starts`, 32).
         """
         return self._set(model_error_eval_interval=interval, model_error_eval_starts=starts)
 
@@ -205,11 +226,17 @@ class MAGConfig(AlgorithmConfig):
                        num_cpus_per_rollout_actor: float = NotProvided,
                        num_gpus_per_rollout_actor: float = NotProvided, synthetic_capacity: int = NotProvided,
                        checkpoint_synthetic_buffer: bool = NotProvided) -> "MAGConfig":
-        """Remote model-rollout actors and D_m. With 0 actors each learner imagines its share of M on its own
-        networks (no copy, no weight round trip); D_m lives on the learners either way.
+        """Remote model-rollout actors and D_m (Algorithm 1 line 13). D_m lives on the learners; with 0
+        actors each learner imagines its share of M on its own networks (no copy, no weight round trip).
 
-        `synthetic_capacity`: joint transitions D_m keeps; None (default) = M x k, exactly the latest imagination
-        round, which is what the released code trains PPO on. A larger value also replays earlier rounds."""
+        Args:
+            num_model_rollout_actors: Ray actors that imagine (1); they share the M starts.
+            num_cpus_per_rollout_actor: CPUs reserved per actor (1.0).
+            num_gpus_per_rollout_actor: GPUs per actor (0.0).
+            synthetic_capacity: joint transitions D_m keeps; None (default) = M x k, exactly the latest round,
+                which is what the released code trains PPO on; larger also replays earlier rounds.
+            checkpoint_synthetic_buffer: save D_m in checkpoints (False: it is rebuilt by the next imagination).
+        """
         return self._set(num_model_rollout_actors=num_model_rollout_actors,
                          num_cpus_per_rollout_actor=num_cpus_per_rollout_actor,
                          num_gpus_per_rollout_actor=num_gpus_per_rollout_actor,
@@ -223,18 +250,27 @@ class MAGConfig(AlgorithmConfig):
                  actor_weight_decay: float = NotProvided, normalize_advantages: bool = NotProvided,
                  episodes_per_iteration: int = NotProvided, training_ratio: float | None = NotProvided,
                  compile: bool = NotProvided, **kwargs: Any) -> "MAGConfig":
-        """PPO on imagined data and the schedule; other keys go to `AlgorithmConfig.training`.
+        """PPO on imagined data (Algorithm 1 lines 16-18) and the schedule; other keys go to
+        `AlgorithmConfig.training` (those MAG does not read, such as `lr` or `num_epochs`, are rejected).
 
-        PPO: `policy_rounds` x (imagination + `ppo_epochs` epochs of `ppo_minibatch_size` joint samples),
-        `clip_param`, `entropy_coeff` multiplied by `entropy_annealing` after every minibatch, `policy_grad_clip`,
-        `gamma` and `lambda_` of the TD(lambda) returns, Adam with `actor_lr` (+ `actor_weight_decay`) and
-        `critic_lr`, advantages standardised per batch unless `normalize_advantages=False`.
-
-        `training_ratio` = learner updates per real env step; None (default) = one update per collected
-        episode, as the released code does. `compile` (default True) runs the imagined step under
-        `torch.compile` (fused kernels; on CPU it needs a C++ compiler and falls back to eager with one warning
-        without one); compile time is `timers/imagination_compile`, once per new input shape. `compile=False` is
-        the eager path. (Compiled PPO losses measured slower here, `docs/benchmarks.md`, so PPO stays eager.)
+        Args:
+            actor_lr: Adam learning rate of the actor (5e-4).
+            critic_lr: Adam learning rate of the attention critic (5e-4).
+            policy_rounds: rounds of (imagination + PPO) per learner update (4).
+            ppo_epochs: PPO epochs per round (5).
+            ppo_minibatch_size: joint samples per minibatch, of all learners together (2000).
+            clip_param: PPO's ratio clip (0.2).
+            entropy_coeff: entropy bonus (1e-3), multiplied by `entropy_annealing` after every minibatch.
+            entropy_annealing: per-minibatch factor of the entropy bonus (0.99998).
+            policy_grad_clip: global-norm clip of the actor and critic gradients (100).
+            lambda_: lambda of the TD(lambda) returns (0.95; `gamma` is RLlib's, 0.99).
+            actor_weight_decay: Adam weight decay of the actor (1e-5, as the released code).
+            normalize_advantages: standardise advantages per batch (True).
+            episodes_per_iteration: real episodes collected per training iteration (1).
+            training_ratio: learner updates per real env step; None (default) = one update per collected episode,
+                as the released code does.
+            compile: run the imagined step under `torch.compile` (True; on CPU it needs a C++ compiler and falls
+                back to eager with one warning without one; compile time is `timers/imagination_compile`).
         """
         super().training(**kwargs)
         return self._set(actor_lr=actor_lr, critic_lr=critic_lr, policy_rounds=policy_rounds, ppo_epochs=ppo_epochs,
