@@ -13,8 +13,9 @@ Ray 2.60 ships no `rllib` executable. This one accepts the classic RLlib/Tune ex
       checkpoint_config: {checkpoint_frequency: 5, checkpoint_at_end: true}
       storage_path: ~/ray_results
 
-and runs it with `ray.tune.run_experiments`, so progress and results print as Tune does and TensorBoard
-logs land in each trial's folder.
+and runs it with `ray.tune.run_experiments` (progress as `rllib_mag.progress` prints it; TensorBoard logs land in
+each trial's folder). Unknown experiment, config, stop and checkpoint_config keys are rejected with the closest
+valid one before Ray starts.
 """
 
 from __future__ import annotations
@@ -120,12 +121,12 @@ def _deep_update(base: dict, override: dict) -> dict:
 def build_experiments(path: str, stop: dict | None = None, config: dict | None = None,
                       storage_path: str | None = None) -> dict[str, dict[str, Any]]:
     """Load an experiment YAML file and turn each entry into `ray.tune.Experiment` keyword arguments."""
-    from ray import tune
-
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError as err:
         raise CLIError(f"experiment file not found: {path}") from err
+    except yaml.YAMLError as err:
+        raise CLIError(f"{path} is not valid YAML: {err}") from err
     if not isinstance(raw, dict) or not raw:
         raise CLIError(f"{path}: expected a mapping of experiment names to experiment specs")
     experiments = {}
@@ -149,10 +150,11 @@ def build_experiments(path: str, stop: dict | None = None, config: dict | None =
         check_config_values(algo_cls, algo_config, where)
         if stop:  # an empty object keeps the file's stop criteria
             spec["stop"] = stop
+        check_stop_keys(spec.get("stop") or {}, where)
         if storage_path or spec.get("storage_path"):
             spec["storage_path"] = os.path.abspath(os.path.expanduser(storage_path or spec["storage_path"]))
         if "checkpoint_config" in spec:
-            spec["checkpoint_config"] = tune.CheckpointConfig(**spec["checkpoint_config"])
+            spec["checkpoint_config"] = checkpoint_config(spec["checkpoint_config"], where)
         experiments[name] = {"run": algo_cls, "config": algo_config, **spec}
     return experiments
 
@@ -171,6 +173,37 @@ def check_local_resources(experiments: dict[str, dict[str, Any]], available: dic
                                f"{available.get(resource, 0):g}; lower the num_{resource.lower()}s_per_* or "
                                f"num_* settings, pass --num-{resource.lower()}s, or use --ray-address for a "
                                "cluster")
+
+
+#: Result keys a stop criterion may name at the top level; deeper metrics are `/`-paths into these groups.
+STOP_KEYS = ("training_iteration", "num_env_steps_sampled_lifetime", "num_env_steps_trained_lifetime",
+             "num_episodes_lifetime", "time_total_s", "timesteps_total", "episodes_total", "time_since_restore")
+RESULT_GROUPS = ("env_runners", "evaluation", "learners", "world_model", "planning", "policy", "mag", "timers",
+                 "throughput", "model_error", "perf", "fault_tolerance")
+
+
+def check_stop_keys(stop: dict[str, Any], where: str) -> None:
+    """A misspelt stop key never triggers and the trial trains forever: accept the known top-level result keys
+    and `/`-paths into the known result groups, and name the closest key otherwise."""
+    for key in stop:
+        if key in STOP_KEYS or key.split("/")[0] in RESULT_GROUPS and "/" in key:
+            continue
+        raise CLIError(f"{where}: unknown stop key '{key}'{_closest(key, list(STOP_KEYS))} (a trial would never "
+                       f"stop on it; valid: {', '.join(STOP_KEYS)}, or a metric path such as 'env_runners/win_rate')")
+
+
+def checkpoint_config(settings: dict[str, Any], where: str) -> Any:
+    """`tune.CheckpointConfig(**settings)`, with the closest valid field for a misspelt one."""
+    import dataclasses
+
+    from ray import tune
+
+    valid = [field.name for field in dataclasses.fields(tune.CheckpointConfig) if not field.name.startswith("_")]
+    for key in settings:
+        if key not in valid:
+            raise CLIError(f"{where}: unknown checkpoint_config key '{key}'{_closest(key, valid)} "
+                           f"(valid: {', '.join(valid)})")
+    return tune.CheckpointConfig(**settings)
 
 
 def _json_arg(text: str) -> dict:

@@ -58,11 +58,36 @@ exp:
     ("exp: {run: PPO, stopp: {}}", "unknown key 'stopp'; did you mean 'stop'"),
     ("exp: {env: CartPole-v1}", r"needs `run:` \(or `algo:`\)"),
     ("- just a list", "expected a mapping of experiment names"),
+    ("exp: {run: PPO, env: CartPole-v1, stop: {training_iteraton: 3}}",
+     "unknown stop key 'training_iteraton'; did you mean 'training_iteration'.*a trial would never stop on it"),
+    ("exp: {run: PPO, env: CartPole-v1, checkpoint_config: {checkpoint_freq: 5}}",
+     "unknown checkpoint_config key 'checkpoint_freq'; did you mean 'checkpoint_frequency'"),
+    ("exp: {run: PPO, env: CartPole-v1, config: {lr: 0.1}\n  bad: [", r"exp.yaml is not valid YAML: "),
     ("exp: 3", "expected a mapping, got int"),
 ])
 def test_bad_experiment_files_are_rejected(tmp_path, text, message):
     with pytest.raises(CLIError, match=message):
         build_experiments(write_yaml(tmp_path, text))
+
+
+def test_stop_keys_may_be_metric_paths(tmp_path):
+    path = write_yaml(tmp_path, "exp: {run: PPO, env: CartPole-v1, stop: {env_runners/win_rate: 0.9, "
+                                "num_env_steps_sampled_lifetime: 100}}")
+    assert build_experiments(path)["exp"]["stop"] == {"env_runners/win_rate": 0.9,
+                                                      "num_env_steps_sampled_lifetime": 100}
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (REPO / "tuned_examples").glob("*.yaml")))
+def test_every_tuned_example_validates_before_ray_starts(example):
+    """The YAMLs the README lists build and validate; the real-SMAC one stops with SMAC's fix-it message here."""
+    path = str(REPO / "tuned_examples" / example)
+    if example == "mag_corridor.yaml":
+        with pytest.raises(CLIError, match="needs real SMAC and StarCraft II"):
+            build_experiments(path)
+        return
+    (spec,) = build_experiments(path).values()
+    check_local_resources({"exp": spec}, {"CPU": 2.0})  # each fits this project's 2-core machines
+    assert spec["stop"] and spec["config"]["env"]
 
 
 def test_main_reports_errors_without_traceback(tmp_path, capsys):

@@ -31,7 +31,7 @@ _INT_MINIMUMS: dict[str, int] = {
     "world_model_train_steps": 1, "batch_size_B": 1, "batch_length_T": 3, "replay_capacity": 2, "warmup_steps": 0,
     "model_reward_train_steps": 0, "imagination_starts_M": 1, "num_model_rollout_actors": 0, "policy_rounds": 1,
     "episodes_per_iteration": 1, "model_reward_label_candidates": 1, "model_error_eval_interval": 0,
-    "model_error_eval_starts": 1,
+    "model_error_eval_starts": 1, "num_env_runners": 0, "num_envs_per_env_runner": 1,
 }
 _POSITIVE = ("world_model_lr", "model_reward_lr", "model_grad_clip")
 _NON_NEGATIVE = ("num_cpus_per_rollout_actor", "num_gpus_per_rollout_actor")

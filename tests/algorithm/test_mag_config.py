@@ -103,6 +103,8 @@ def test_dict_round_trip_keeps_mag_keys():
     ({"entropy_coeff": -0.1}, r"MAGConfig.entropy_coeff=-0.1 is invalid: must be >= 0"),
     ({"num_cpus_per_rollout_actor": -1}, r"MAGConfig.num_cpus_per_rollout_actor=-1 is invalid: must be >= 0"),
     ({"ppo_epochs": True}, r"MAGConfig.ppo_epochs=True is invalid: must be an int >= 1"),
+    ({"num_env_runners": -1}, r"MAGConfig.num_env_runners=-1 is invalid: must be an int >= 0"),
+    ({"num_envs_per_env_runner": 0}, r"MAGConfig.num_envs_per_env_runner=0 is invalid: must be an int >= 1"),
     ({"imagined_availability": "mean"}, r"imagined_availability='mean' is invalid: must be one of \('sample', "
                                         r"'threshold'\)"),
     ({"availability_threshold": 1.0}, r"availability_threshold=1.0 is invalid: must be in \(0, 1\)"),
