@@ -134,10 +134,6 @@ class MAGTorchLearner(TorchLearner):
         return {name: {k: v.detach().cpu() for k, v in getattr(self.networks, name).state_dict().items()}
                 for name in ROLLOUT_NETWORKS}
 
-    def location(self) -> dict[str, str]:
-        """Ray node id and torch device of this learner."""
-        return {"node_id": ray.get_runtime_context().get_node_id(), "device": str(self._device)}
-
     def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         synthetic = self.synthetic_buffer.get_state() if self.config.checkpoint_synthetic_buffer else None
         return {**super().get_state(*args, **kwargs), "entropy_coeff": self.entropy_coeff,

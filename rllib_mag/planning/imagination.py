@@ -12,7 +12,7 @@ tensors, its randomness drawn up front (``StepNoise``), so it can run under ``to
 
 ``selection="per_start"`` (default, the paper) takes the argmin per start state; ``"global"`` reproduces the
 released code, which takes one argmin of the score averaged over the whole batch (near-random for M=720).
-With ``enabled=False`` or ``candidates=1`` the rollout is MAMBA's imagination, sample for sample.
+With ``mode="mamba"`` or ``planning_candidates_L=1`` the rollout is MAMBA's imagination, sample for sample.
 """
 
 from __future__ import annotations
@@ -233,7 +233,7 @@ def candidate_scores(world_model: WorldModel, actor: Actor, model_reward: ModelR
                      candidates: Tensor, cfg: PlanningConfig, noise: StepNoise) -> Tensor:
     """Algorithm 1 lines 10-11: roll each candidate ``(z, h = deter)``, z of class indices ``candidates[j]``
     ``[M, N, C]``, H-1 further steps under the current policy, all ``L*M`` joint states in one batch, and return
-    ``sum_i score_discount**i * mean_agents R_m(s_i)`` per candidate and start, ``[L, M]``. The lookahead works on
+    ``sum_i planning_discount**i * mean_agents R_m(s_i)`` per candidate and start, ``[L, M]``. The lookahead works on
     latent indices (``lookahead_heads``, ``WorldModel.transition_from_indices``): no one-hot is built."""
     n_cand = candidates.shape[0]
     index, deter = candidates.flatten(0, 1), deter.expand(n_cand, *deter.shape).flatten(0, 1)
