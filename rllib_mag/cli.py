@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import difflib
 import importlib
 import json
@@ -186,7 +187,7 @@ def check_stop_keys(stop: dict[str, Any], where: str) -> None:
     """A misspelt stop key never triggers and the trial trains forever: accept the known top-level result keys
     and `/`-paths into the known result groups, and name the closest key otherwise."""
     for key in stop:
-        if key in STOP_KEYS or key.split("/")[0] in RESULT_GROUPS and "/" in key:
+        if key in STOP_KEYS or ("/" in key and key.split("/")[0] in RESULT_GROUPS):
             continue
         raise CLIError(f"{where}: unknown stop key '{key}'{_closest(key, list(STOP_KEYS))} (a trial would never "
                        f"stop on it; valid: {', '.join(STOP_KEYS)}, or a metric path such as 'env_runners/win_rate')")
@@ -194,8 +195,6 @@ def check_stop_keys(stop: dict[str, Any], where: str) -> None:
 
 def checkpoint_config(settings: dict[str, Any], where: str) -> Any:
     """`tune.CheckpointConfig(**settings)`, with the closest valid field for a misspelt one."""
-    import dataclasses
-
     from ray import tune
 
     valid = [field.name for field in dataclasses.fields(tune.CheckpointConfig) if not field.name.startswith("_")]
@@ -278,8 +277,6 @@ def evaluate_checkpoint(args: argparse.Namespace) -> int:
     from rllib_mag.evaluation import CheckpointError, evaluate, load_policy
 
     torch.set_num_threads(1)
-    if args.episodes < 1:
-        raise CLIError(f"--episodes {args.episodes} is invalid: must be >= 1")
     if args.render and not args.render.endswith(".gif"):
         raise CLIError(f"--render {args.render} is invalid: give a .gif file name")
     try:

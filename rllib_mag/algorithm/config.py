@@ -39,14 +39,14 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "planning_dtype": DTYPES, "world_model_dtype": DTYPES, "model_error_reconstruction_reduction": ("mean", "sum"),
     "model_reward_label": LABEL_MODES, "world_model_preset": tuple(PRESETS),
 }
+_BATCH_KEYS = "imagination_starts_M (PPO's data per round is M x k imagined steps) or batch_size_B"
 #: Inherited `AlgorithmConfig` training settings MAG does not read, and the MAG settings to use instead.
 IGNORED_RLLIB_KEYS: dict[str, str] = {
     "lr": "world_model_lr, model_reward_lr, actor_lr and critic_lr",
     "num_epochs": "ppo_epochs",
     "minibatch_size": "ppo_minibatch_size",
-    "train_batch_size": "imagination_starts_M (PPO's data per round is M x k imagined steps) or batch_size_B",
-    "train_batch_size_per_learner": "imagination_starts_M (PPO's data per round is M x k imagined steps) or "
-                                    "batch_size_B",
+    "train_batch_size": _BATCH_KEYS,
+    "train_batch_size_per_learner": _BATCH_KEYS,
     "grad_clip": "model_grad_clip and policy_grad_clip",
     "grad_clip_by": "model_grad_clip and policy_grad_clip (always by global norm)",
     "shuffle_batch_per_epoch": "nothing: PPO always shuffles its minibatches",
