@@ -62,10 +62,10 @@ RM_TRAIN_STEPS = 400
 def fresh_labels() -> dict[str, Any]:
     from rllib_mag.planning.model_reward import ModelRewardLabel
 
-    return {"candidate": ModelRewardLabel("candidate", candidates=CHECKPOINT_LABEL_CANDIDATES),
+    return {"candidate": ModelRewardLabel("candidate", model_reward_label_candidates=CHECKPOINT_LABEL_CANDIDATES),
             "posterior": ModelRewardLabel("posterior"),
             "candidate_obs_reward": ModelRewardLabel("candidate", ("reconstruction", "reward"),
-                                                     candidates=CHECKPOINT_LABEL_CANDIDATES)}
+                                                     model_reward_label_candidates=CHECKPOINT_LABEL_CANDIDATES)}
 
 
 def tuned_config(map_name: str) -> dict[str, Any]:

@@ -49,8 +49,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-    labels = {"posterior": ModelRewardLabel("posterior"), "candidate x1 (default)": ModelRewardLabel(candidates=1),
-              "candidate x4": ModelRewardLabel(candidates=4)}
+    labels = {"posterior": ModelRewardLabel("posterior"), "candidate x1 (default)": ModelRewardLabel(model_reward_label_candidates=1),
+              "candidate x4": ModelRewardLabel(model_reward_label_candidates=4)}
     print("| preset | B | world-model step (ms) | world-model step, bf16 autocast (ms) | "
           + " | ".join(f"R_m step, {name} (ms)" for name in labels) + " |")
     print("|---|---|---|---|" + "---|" * len(labels))

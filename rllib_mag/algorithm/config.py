@@ -33,7 +33,9 @@ _INT_MINIMUMS: dict[str, int] = {
     "episodes_per_iteration": 1, "model_reward_label_candidates": 1, "model_error_eval_interval": 0,
     "model_error_eval_starts": 1, "num_env_runners": 0, "num_envs_per_env_runner": 1,
 }
-_POSITIVE = ("world_model_lr", "model_reward_lr", "model_grad_clip")
+#: `WorldModelConfig` fields that are MAG keys of the same names (the rest come from the preset and overrides).
+WORLD_MODEL_KEYS = ("world_model_lr", "model_reward_lr", "model_grad_clip")
+_POSITIVE = WORLD_MODEL_KEYS
 _NON_NEGATIVE = ("num_cpus_per_rollout_actor", "num_gpus_per_rollout_actor")
 _CHOICES: dict[str, tuple[Any, ...]] = {
     "planning_dtype": DTYPES, "world_model_dtype": DTYPES, "model_error_reconstruction_reduction": ("mean", "sum"),
@@ -311,14 +313,13 @@ class MAGConfig(AlgorithmConfig):
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(settings)}
 
     def model_reward_label_settings(self) -> ModelRewardLabel:
-        """How R_m's training pairs are built (`ModelRewardLabel`)."""
-        return ModelRewardLabel(self.model_reward_label, tuple(self.model_error_terms),
-                                self.model_error_reconstruction_reduction, self.model_reward_label_candidates)
+        """How R_m's training pairs are built (`ModelRewardLabel`): its fields are MAG keys of the same names."""
+        return ModelRewardLabel(**self._values_of(ModelRewardLabel))
 
     def world_model_settings(self) -> dict[str, Any]:
         """Keyword arguments of `rllib_mag.models.config.from_preset` for this config."""
-        return {"name": self.world_model_preset, **self.world_model_overrides, "model_lr": self.world_model_lr,
-                "model_reward_lr": self.model_reward_lr, "grad_clip": self.model_grad_clip}
+        return {"name": self.world_model_preset, **self.world_model_overrides,
+                **{name: getattr(self, name) for name in WORLD_MODEL_KEYS}}
 
     # ---- validation -----------------------------------------------------------------------------
     def validate(self) -> None:
@@ -342,6 +343,11 @@ class MAGConfig(AlgorithmConfig):
             self._value_error("MAGConfig needs an environment: .environment('smax_team', env_config={'map_name': "
                               "'3s_vs_3z'}) (MAG plans with a world model learned from real episodes)")
         self._check_env_registered()
+        shadowed = sorted(set(self.world_model_overrides) & (set(WORLD_MODEL_KEYS) | {"device"}))
+        if shadowed:
+            self._value_error(f"MAGConfig.world_model_overrides={self.world_model_overrides!r} is invalid: "
+                              f"{shadowed} are set elsewhere (the MAGConfig keys of the same names; the device "
+                              "follows num_gpus_per_learner); remove them from world_model_overrides")
         try:
             from rllib_mag.models.config import from_preset
 

@@ -26,7 +26,7 @@ def train_model_reward_step(model_reward: ModelRewardPredictor, optimizer: torch
 
 
 class WorldModelTrainer:
-    """Owns the world-model and R_m Adam optimisers (``cfg.model_lr`` / ``cfg.model_reward_lr``).
+    """Owns the world-model and R_m Adam optimisers (``cfg.world_model_lr`` / ``cfg.model_reward_lr``).
 
     ``label`` says how R_m's training pairs are built (``ModelRewardLabel``; default: the error of the sampled
     candidate R_m sees). With ``data_parallel`` every learner passes its shard of each batch and the gradients
@@ -41,7 +41,7 @@ class WorldModelTrainer:
         cfg = world_model.cfg
         self.world_model, self.model_reward, self.label = world_model, model_reward, label
         self.data_parallel, self.autocast_dtype = data_parallel, autocast_dtype
-        self.model_opt = torch.optim.Adam(world_model.parameters(), lr=cfg.model_lr)
+        self.model_opt = torch.optim.Adam(world_model.parameters(), lr=cfg.world_model_lr)
         self.model_reward_opt = torch.optim.Adam(model_reward.parameters(), lr=cfg.model_reward_lr)
 
     def world_model_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
@@ -54,7 +54,7 @@ class WorldModelTrainer:
         self.model_opt.zero_grad(set_to_none=True)
         output.total.backward()
         average_gradients(self.world_model.parameters(), self.data_parallel)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.world_model.parameters(), self.world_model.cfg.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.world_model.parameters(), self.world_model.cfg.model_grad_clip)
         self.model_opt.step()
         metrics = {f"model_{name}": value.item() for name, value in output.terms.items()}
         metrics.update(model_loss=output.total.item(), model_grad_norm=grad_norm.item())

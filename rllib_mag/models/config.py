@@ -37,7 +37,8 @@ class WorldModelConfig:
         mask_dead_reconstruction: drop dead agents' reconstruction terms. Off by default: SMAC gives dead agents
             an all-zero observation, which is informative (the latent must encode death) and trivially predictable.
         loss_scales: weight of each loss term (all 1 in the released code).
-        model_lr, model_reward_lr, grad_clip: Adam learning rates (MAG: 5e-4 both) and world-model grad clip.
+        world_model_lr, model_reward_lr, model_grad_clip: Adam learning rates (MAG: 5e-4 both) and the world
+            model's gradient-norm clip (the `MAGConfig` keys of the same names).
         device: where every module is built.
     """
 
@@ -61,9 +62,9 @@ class WorldModelConfig:
     reconstruction_reduction: str = "sum"
     mask_dead_reconstruction: bool = False
     loss_scales: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LOSS_TERMS, 1.0))
-    model_lr: float = 5e-4
+    world_model_lr: float = 5e-4
     model_reward_lr: float = 5e-4
-    grad_clip: float = 100.0
+    model_grad_clip: float = 100.0
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -88,7 +89,7 @@ class WorldModelConfig:
         if unknown:
             raise ValueError(f"unknown loss_scales keys {sorted(unknown)}; valid: {list(LOSS_TERMS)}")
         object.__setattr__(self, "loss_scales", {**dict.fromkeys(LOSS_TERMS, 1.0), **self.loss_scales})
-        for name in ("model_lr", "model_reward_lr", "grad_clip"):
+        for name in ("world_model_lr", "model_reward_lr", "model_grad_clip"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"WorldModelConfig.{name} must be > 0, got {getattr(self, name)}")
 

@@ -59,29 +59,34 @@ class ModelRewardLabel:
     """How R_m's training pairs are built.
 
     Attributes:
-        mode: ``"candidate"`` (default, paper) or ``"posterior"`` (released code); see the module docstring.
-        terms: which per-step errors are summed into the label (``PAPER_TERMS`` or a subset of ``LOSS_TERMS``).
-        reconstruction_reduction: ``"mean"`` or ``"sum"`` of the reconstruction error over obs dims.
-        candidates: prior samples drawn per real row in ``"candidate"`` mode (each is one training pair). More
-            did not rank better (1, 4, 16 gave the same Spearman, ``docs/model_error.md``) and cost up to 2x per step.
+        model_reward_label: ``"candidate"`` (default, paper) or ``"posterior"`` (released code); see the module
+            docstring.
+        model_error_terms: which per-step errors are summed into the label (``PAPER_TERMS`` or a subset of
+            ``LOSS_TERMS``).
+        model_error_reconstruction_reduction: ``"mean"`` or ``"sum"`` of the reconstruction error over obs dims.
+        model_reward_label_candidates: prior samples drawn per real row in ``"candidate"`` mode (each is one
+            training pair). More did not rank better (1, 4, 16 gave the same Spearman, ``docs/model_error.md``)
+            and cost up to 2x per step.
     """
 
-    mode: str = "candidate"
-    terms: tuple[str, ...] = PAPER_TERMS
-    reconstruction_reduction: str = "mean"
-    candidates: int = 1
+    model_reward_label: str = "candidate"
+    model_error_terms: tuple[str, ...] = PAPER_TERMS
+    model_error_reconstruction_reduction: str = "mean"
+    model_reward_label_candidates: int = 1
 
     def __post_init__(self) -> None:
-        if self.mode not in LABEL_MODES:
-            raise ValueError(f"R_m label mode must be one of {LABEL_MODES}, got {self.mode!r}")
-        unknown = [t for t in self.terms if t not in LOSS_TERMS]
-        if unknown or not self.terms:
-            raise ValueError(f"label terms must be a non-empty subset of {list(LOSS_TERMS)}, got {list(self.terms)}")
-        if self.reconstruction_reduction not in ("mean", "sum"):
-            raise ValueError(f"reconstruction_reduction must be 'mean' or 'sum', got {self.reconstruction_reduction!r}")
-        if not isinstance(self.candidates, int) or self.candidates < 1:
-            raise ValueError(f"R_m label candidates must be a positive int, got {self.candidates!r}")
-        object.__setattr__(self, "terms", tuple(self.terms))
+        if self.model_reward_label not in LABEL_MODES:
+            raise ValueError(f"model_reward_label must be one of {LABEL_MODES}, got {self.model_reward_label!r}")
+        terms = self.model_error_terms
+        if not terms or any(t not in LOSS_TERMS for t in terms):
+            raise ValueError(f"model_error_terms must be a non-empty subset of {list(LOSS_TERMS)}, got {list(terms)}")
+        if self.model_error_reconstruction_reduction not in ("mean", "sum"):
+            raise ValueError("model_error_reconstruction_reduction must be 'mean' or 'sum', got "
+                             f"{self.model_error_reconstruction_reduction!r}")
+        if not isinstance(self.model_reward_label_candidates, int) or self.model_reward_label_candidates < 1:
+            raise ValueError("model_reward_label_candidates must be a positive int, got "
+                             f"{self.model_reward_label_candidates!r}")
+        object.__setattr__(self, "model_error_terms", tuple(terms))
 
 
 class ModelRewardPredictor(nn.Module):
@@ -136,19 +141,18 @@ def model_reward_pairs(world_model: WorldModel, output: WorldModelOutput, label:
     """R_m's training inputs ``[..., N, F]`` and labels ``[..., N]`` (both detached) from one no-grad
     ``WorldModel.loss`` pass ``output`` (line 5).
 
-    ``"candidate"``: ``label.candidates`` latents per row drawn from ``p(z_t | h_t)`` with ``generator``, each
-    labelled with its own error (``candidate_errors``). ``"posterior"``: one prior sample per row, labelled with the
-    posterior's losses (``model_error_labels``).
+    ``"candidate"``: ``label.model_reward_label_candidates`` latents per row drawn from ``p(z_t | h_t)`` with
+    ``generator``, each labelled with its own error (``candidate_errors``). ``"posterior"``: one prior sample per
+    row, labelled with the posterior's losses (``model_error_labels``).
     """
-    scale = _reconstruction_scale(output, label.reconstruction_reduction)
-    if label.mode == "posterior":
-        return (output.prior_sample(generator).features().detach(),
-                model_error_labels(output, label.terms, label.reconstruction_reduction))
+    terms, reduction = label.model_error_terms, label.model_error_reconstruction_reduction
+    if label.model_reward_label == "posterior":
+        return output.prior_sample(generator).features().detach(), model_error_labels(output, terms, reduction)
     logits = output.prior_logits.detach()
     with torch.no_grad():
-        stoch = world_model.sample_latent(logits.expand(label.candidates, *logits.shape), generator)
-        features, errors = candidate_errors(world_model, output, stoch, label.terms)
-    return features, _sum_terms(errors, label.terms, scale)
+        stoch = world_model.sample_latent(logits.expand(label.model_reward_label_candidates, *logits.shape), generator)
+        features, errors = candidate_errors(world_model, output, stoch, terms)
+    return features, _sum_terms(errors, terms, _reconstruction_scale(output, reduction))
 
 
 def model_reward_loss(model_reward: ModelRewardPredictor, inputs: Tensor, labels: Tensor) -> Tensor:

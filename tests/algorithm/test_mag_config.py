@@ -67,7 +67,8 @@ def test_torch_core_settings_are_derived_from_every_mag_key():
             ppo.normalize_advantages) == (
         3, 500, 0.1, 0.01, 0.5, 7.0, 0.9, 0.8, 1e-4, 2e-4, 0.0, False)
     label = config.model_reward_label_settings()
-    assert (label.mode, label.terms, label.candidates, label.reconstruction_reduction) == (
+    assert (label.model_reward_label, label.model_error_terms, label.model_reward_label_candidates,
+            label.model_error_reconstruction_reduction) == (
         "posterior", ("kl", "reward"), 2, "sum")
 
 
@@ -122,6 +123,8 @@ def test_dict_round_trip_keeps_mag_keys():
     ({"num_model_rollout_actors": -1}, r"num_model_rollout_actors=-1 is invalid"),
     ({"world_model_train_steps": 2.5}, r"world_model_train_steps=2.5 is invalid: must be an int"),
     ({"world_model_overrides": {"hiden": 8}}, r"world_model_overrides=.* is invalid: unknown WorldModelConfig keys"),
+    ({"world_model_overrides": {"model_grad_clip": 5.0}}, r"\[.model_grad_clip.\] are set elsewhere"),
+    ({"world_model_overrides": {"device": "cuda"}}, r"\[.device.\] are set elsewhere.*num_gpus_per_learner"),
     ({"num_learners": 3}, r"batch_size_B=40 is invalid with num_learners=3: must be a multiple of num_learners"),
     ({"num_learners": 2, "imagination_starts_M": 721},
      r"imagination_starts_M=721 is invalid with num_learners=2: must be a multiple"),

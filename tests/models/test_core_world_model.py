@@ -71,7 +71,7 @@ def test_presets_and_config_errors():
     with pytest.raises(ValueError, match="hiden"):
         from_preset("small", hiden=3)
     for bad in (dict(dropout=1.5), dict(hidden=0), dict(kl_reduction="max"), dict(attn_heads=3),
-                dict(kl_balance=2.0), dict(loss_scales={"nope": 1.0}), dict(model_lr=0.0)):
+                dict(kl_balance=2.0), dict(loss_scales={"nope": 1.0}), dict(world_model_lr=0.0)):
         with pytest.raises(ValueError):
             from_preset("small", **bad)
 

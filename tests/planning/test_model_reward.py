@@ -43,7 +43,7 @@ def test_candidate_equal_to_posterior_sample_has_the_world_model_losses(world_mo
 
 def test_candidate_labels_depend_on_the_candidate_posterior_labels_do_not(world_model, output):
     g = torch.Generator().manual_seed(0)
-    label = ModelRewardLabel("candidate", PAPER_TERMS, candidates=8)
+    label = ModelRewardLabel("candidate", PAPER_TERMS, model_reward_label_candidates=8)
     inputs, labels = model_reward_pairs(world_model, output, label, g)
     T, B = output.posterior.deter.shape[:2]
     assert inputs.shape == (8, T, B, N, world_model.cfg.feature_dim) and labels.shape == (8, T, B, N)
@@ -64,9 +64,9 @@ def test_candidate_labels_depend_on_the_candidate_posterior_labels_do_not(world_
 
 
 def test_reference_terms_add_the_head_losses_of_the_candidate(world_model, output):
-    paper = model_reward_pairs(world_model, output, ModelRewardLabel(candidates=2),
+    paper = model_reward_pairs(world_model, output, ModelRewardLabel(model_reward_label_candidates=2),
                                torch.Generator().manual_seed(3))
-    full = model_reward_pairs(world_model, output, ModelRewardLabel(terms=REFERENCE_TERMS, candidates=2),
+    full = model_reward_pairs(world_model, output, ModelRewardLabel(model_error_terms=REFERENCE_TERMS, model_reward_label_candidates=2),
                               torch.Generator().manual_seed(3))
     torch.testing.assert_close(paper[0], full[0])  # same draws
     stoch = paper[0][..., :world_model.cfg.stoch].unflatten(-1, (world_model.cfg.n_categoricals, -1))
@@ -74,10 +74,12 @@ def test_reference_terms_add_the_head_losses_of_the_candidate(world_model, outpu
     torch.testing.assert_close(full[1] - paper[1], errors["continue"] + errors["av_action"] + errors["mi"])
 
 
-@pytest.mark.parametrize("bad", [dict(mode="prior"), dict(terms=()), dict(terms=("kl", "typo")),
-                                 dict(reconstruction_reduction="max"), dict(candidates=0)])
+@pytest.mark.parametrize("bad", [dict(model_reward_label="prior"), dict(model_error_terms=()),
+                                 dict(model_error_terms=("kl", "typo")),
+                                 dict(model_error_reconstruction_reduction="max"),
+                                 dict(model_reward_label_candidates=0)])
 def test_label_config_errors(bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=next(iter(bad))):
         ModelRewardLabel(**bad)
 
 
@@ -86,7 +88,7 @@ def _rank_correlation(world_model, model_reward, batch, n_candidates=16, seed=0)
     the candidates' true errors (their ``"candidate"`` labels)."""
     with torch.no_grad():
         output = world_model.loss(batch)
-        inputs, labels = model_reward_pairs(world_model, output, ModelRewardLabel(candidates=n_candidates),
+        inputs, labels = model_reward_pairs(world_model, output, ModelRewardLabel(model_reward_label_candidates=n_candidates),
                                             torch.Generator().manual_seed(seed))
         scores = model_reward(inputs)
     scores, labels = scores.flatten(1).T.numpy(), labels.flatten(1).T.numpy()  # [rows, candidates]
@@ -108,7 +110,7 @@ def test_model_reward_learns_to_rank_candidates_on_held_out_rows():
         torch.manual_seed(1)
         model_reward = ModelRewardPredictor(cfg)
         optimizer = torch.optim.Adam(model_reward.parameters(), lr=1e-3)
-        label = ModelRewardLabel(mode, candidates=4)
+        label = ModelRewardLabel(mode, model_reward_label_candidates=4)
         g = torch.Generator().manual_seed(2)
         for seed in range(300):
             with eval_mode(world_model), torch.no_grad():
