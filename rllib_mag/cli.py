@@ -27,6 +27,9 @@ import difflib
 import importlib
 import json
 import os
+import re
+import shlex
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,16 @@ LEGACY_CONFIG_KEYS = (
     "callbacks", "create_env_on_driver", "custom_eval_function", "framework", "input", "lambda",
     "num_cpus_for_driver", "num_workers", "multiagent", "model", "env", "__trial_info__",
 )
+
+
+class NumberLoader(yaml.SafeLoader):
+    """PyYAML's safe loader reading numbers as YAML 1.2 does: `5e-4` and `1e6` are floats (YAML 1.1, which PyYAML
+    follows, needs a decimal point and reads `5e-4` as the string "5e-4")."""
+
+
+NumberLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                   re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"),
+                                   list("-+0123456789."))
 
 
 class CLIError(ValueError):
@@ -123,7 +136,7 @@ def build_experiments(path: str, stop: dict | None = None, config: dict | None =
                       storage_path: str | None = None) -> dict[str, dict[str, Any]]:
     """Load an experiment YAML file and turn each entry into `ray.tune.Experiment` keyword arguments."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        raw = yaml.load(Path(path).read_text(), Loader=NumberLoader)
     except FileNotFoundError as err:
         raise CLIError(f"experiment file not found: {path}") from err
     except yaml.YAMLError as err:
@@ -154,10 +167,37 @@ def build_experiments(path: str, stop: dict | None = None, config: dict | None =
         check_stop_keys(spec.get("stop") or {}, where)
         if storage_path or spec.get("storage_path"):
             spec["storage_path"] = os.path.abspath(os.path.expanduser(storage_path or spec["storage_path"]))
-        if "checkpoint_config" in spec:
-            spec["checkpoint_config"] = checkpoint_config(spec["checkpoint_config"], where)
+        # a final checkpoint unless the file says otherwise (Ctrl-C relies on checkpoints to resume from)
+        spec["checkpoint_config"] = checkpoint_config({"checkpoint_at_end": True,
+                                                       **(spec.get("checkpoint_config") or {})}, where)
         experiments[name] = {"run": algo_cls, "config": algo_config, **spec}
     return experiments
+
+
+def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
+    """Fail at once when `--ray-address host:port` does not answer (`ray.init` would retry for minutes)."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise CLIError(f"--ray-address {address} is invalid: give HOST:PORT of the Ray head (port 6379 by default), "
+                       "ray://HOST:10001 for Ray Client, or 'auto'")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise CLIError(f"--ray-address {address}: no Ray head answers there ({err}); start one with `ray start "
+                       "--head` on that machine, or check the address `ray status` prints there") from err
+
+
+def check_local_gpus(num_gpus: int) -> None:
+    """`--num-gpus N` tells a local Ray instance it has N GPUs; fail now if torch sees fewer (the learner would
+    otherwise fail later inside NCCL or CUDA)."""
+    import torch
+
+    found = torch.cuda.device_count()
+    if num_gpus > found:
+        raise CLIError(f"--num-gpus {num_gpus} is invalid: torch sees {found} GPU(s) on this machine (CUDA "
+                       f"available: {torch.cuda.is_available()}); drop --num-gpus to train on CPU")
 
 
 def check_local_resources(experiments: dict[str, dict[str, Any]], available: dict[str, float]) -> None:
@@ -229,6 +269,9 @@ def make_parser() -> argparse.ArgumentParser:
     file_parser.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance")
     file_parser.add_argument("--num-gpus", type=int, help="GPUs for a local Ray instance")
     file_parser.add_argument("--storage-path", help="where trial folders (results, checkpoints, TensorBoard) go")
+    file_parser.add_argument("--resume", action="store_true",
+                             help="continue an interrupted (Ctrl-C) or crashed run of the same file and storage "
+                                  "path from each trial's last checkpoint; starts afresh if there is none")
     evaluate = commands.add_parser("evaluate", help="greedy episodes of a MAG checkpoint: win rate, return, GIF")
     evaluate.add_argument("checkpoint", help="a checkpoint_NNNNNN folder of a trial (printed by `rllib train`)")
     evaluate.add_argument("--episodes", type=int, default=32, help="greedy episodes to play (default 32)")
@@ -248,27 +291,54 @@ def train_file(args: argparse.Namespace) -> int:
     from ray import tune
 
     import rllib_mag
+    from rllib_mag.interrupt import GracefulInterrupt
     from rllib_mag.progress import ProgressTable
 
+    if args.resume and args.stop:
+        raise CLIError("--resume continues each trial with the stop criteria its run started with (Tune keeps them "
+                       "in the experiment state); drop --stop")
     rllib_mag.register()  # into the registry this Ray session will hold (and the one `validate` checks)
     experiments = build_experiments(args.config_file, args.stop, args.config, args.storage_path)
     if args.ray_address and (args.num_cpus or args.num_gpus):
         raise CLIError("--num-cpus/--num-gpus start a local Ray instance; they cannot be combined with --ray-address")
+    if args.ray_address:
+        check_ray_address(args.ray_address)
+    if args.num_gpus:
+        check_local_gpus(args.num_gpus)
     ray.init(address=args.ray_address, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
              include_dashboard=False, log_to_driver=args.verbose > 0)
-    progress = ProgressTable(rows=args.verbose == 0)
+    progress, interrupt = ProgressTable(rows=args.verbose == 0), GracefulInterrupt()
     try:
         if not args.ray_address:
             check_local_resources(experiments, ray.cluster_resources())
+        interrupt.install()
         trials = tune.run_experiments(
             [tune.Experiment(name=name, **spec) for name, spec in experiments.items()],
-            verbose=min(args.verbose, 3), raise_on_failed_trial=False, callbacks=[progress],
+            verbose=min(args.verbose, 3), raise_on_failed_trial=False, callbacks=[progress, interrupt],
+            resume="AUTO+ERRORED" if args.resume else False,
         )
     finally:
         ray.shutdown()
     for trial in trials:
         print(progress.summary(trial))
+    if interrupt.requested:
+        argv = _without_flags(sys.argv[1:], {"--resume": 0, "--stop": 1})
+        print(f"interrupted; continue from the checkpoints with: rllib {shlex.join(argv)} --resume")
+        return 130
     return 1 if any(trial.status == "ERROR" for trial in trials) else 0
+
+
+def _without_flags(argv: list[str], flags: dict[str, int]) -> list[str]:
+    """`argv` without the given flags, each followed by its number of values (`--flag=value` forms too)."""
+    kept, skip = [], 0
+    for arg in argv:
+        if skip:
+            skip -= 1
+        elif arg in flags:
+            skip = flags[arg]
+        elif arg.split("=", 1)[0] not in flags:
+            kept.append(arg)
+    return kept
 
 
 def evaluate_checkpoint(args: argparse.Namespace) -> int:

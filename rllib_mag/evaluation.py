@@ -19,13 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-#: Where an algorithm checkpoint keeps the learner's module (single-module MAG checkpoints).
-MODULE_DIR = Path("learner_group/learner/rl_module/default_policy")
-
-
-class CheckpointError(ValueError):
-    """The path is not a MAG algorithm checkpoint this command can read."""
-
+from rllib_mag.checkpoints import MODULE_DIR, CheckpointError
 
 def wilson_interval(wins: int, episodes: int, z: float = 1.96) -> tuple[float, float]:
     """95% Wilson score interval of a win rate (sensible at 0 and 1 wins, unlike the normal approximation)."""

@@ -12,8 +12,7 @@ def _invalid(name: str, value: Any, rule: str) -> ValueError:
     if isinstance(value, str):
         try:
             float(value)
-            hint = (" (a string: YAML reads numbers such as 5e-4 without a decimal point as text; write 5.0e-4, "
-                    "and no quotes)")
+            hint = " (a string: write the number without quotes)"
         except ValueError:
             pass
     return ValueError(f"{name}={value!r} is invalid: must be {rule}{hint}")

@@ -27,9 +27,10 @@ def test_rules_accept_their_range_and_name_the_bad_value(check, args, good, bad,
             check("x", value, *args)
 
 
-def test_numbers_given_as_strings_get_the_yaml_hint():
-    with pytest.raises(ValueError, match=r"write 5.0e-4, and no quotes"):
+def test_numbers_given_as_strings_get_the_quotes_hint():
+    with pytest.raises(ValueError, match=r"lr='5e-4' is invalid: must be > 0 \(a string: write the number without "
+                                         r"quotes\)"):
         check_positive("lr", "5e-4")
     with pytest.raises(ValueError) as info:
         check_positive("lr", "fast")
-    assert "YAML" not in str(info.value)
+    assert "quotes" not in str(info.value)

@@ -30,8 +30,8 @@ DTYPES = ("float32", "bfloat16")
 _INT_MINIMUMS: dict[str, int] = {
     "world_model_train_steps": 1, "batch_size_B": 1, "batch_length_T": 3, "replay_capacity": 2, "warmup_steps": 0,
     "model_reward_train_steps": 0, "imagination_starts_M": 1, "num_model_rollout_actors": 0, "policy_rounds": 1,
-    "episodes_per_iteration": 1, "model_reward_label_candidates": 1, "model_error_eval_interval": 0,
-    "model_error_eval_starts": 1, "num_env_runners": 0, "num_envs_per_env_runner": 1,
+    "episodes_per_iteration": 1, "max_consecutive_sample_failures": 1, "model_reward_label_candidates": 1,
+    "model_error_eval_interval": 0, "model_error_eval_starts": 1, "num_env_runners": 0, "num_envs_per_env_runner": 1,
 }
 #: `WorldModelConfig` fields that are MAG keys of the same names (the rest come from the preset and overrides).
 WORLD_MODEL_KEYS = ("world_model_lr", "model_reward_lr", "model_grad_clip")
@@ -127,6 +127,8 @@ class MAGConfig(AlgorithmConfig):
         self.training_ratio: float | None = None
         # torch.compile of the imagined step (eager where no C++ compiler is found).
         self.compile = True
+        # Fault tolerance: sampling rounds in a row in which every env runner failed before the trial fails.
+        self.max_consecutive_sample_failures = 3
         # RLlib settings MAG relies on.
         self.lr = None
         self.num_env_runners = 0
@@ -243,6 +245,17 @@ class MAGConfig(AlgorithmConfig):
                          num_cpus_per_rollout_actor=num_cpus_per_rollout_actor,
                          num_gpus_per_rollout_actor=num_gpus_per_rollout_actor,
                          synthetic_capacity=synthetic_capacity, checkpoint_synthetic_buffer=checkpoint_synthetic_buffer)
+
+    def fault_tolerance(self, *, max_consecutive_sample_failures: int = NotProvided, **kwargs: Any) -> "MAGConfig":
+        """RLlib's fault-tolerance settings (`restart_failed_env_runners` and others) plus MAG's own.
+
+        Args:
+            max_consecutive_sample_failures: sampling rounds in a row in which no env runner returned data
+                (every env raised, or every runner was down and could not be restored) before the trial fails
+                with the env's own error (3); a round with any data resets the count.
+        """
+        super().fault_tolerance(**kwargs)
+        return self._set(max_consecutive_sample_failures=max_consecutive_sample_failures)
 
     def training(self, *, actor_lr: float = NotProvided, critic_lr: float = NotProvided,
                  policy_rounds: int = NotProvided, ppo_epochs: int = NotProvided,
@@ -398,19 +411,14 @@ class MAGConfig(AlgorithmConfig):
                 self._value_error(f"MAGConfig.{err}, or None (one update per episode)")
 
     def _check_env_registered(self) -> None:
-        """This package's env names are registered with Tune on first use (`ensure_registered`); any other name
-        must be registered before the env runners look it up (a typo otherwise fails inside a remote actor)."""
-        from ray.tune.registry import ENV_CREATOR, _global_registry
+        """The env name and, for this package's envs, the env_config, on the driver (`rllib_mag.envs.check_env`):
+        a typo otherwise fails inside a remote env runner."""
+        from rllib_mag.envs import check_env
 
-        from rllib_mag.envs import ENV_NAMES, ensure_registered
-
-        ensure_registered(self.env)
-        if not isinstance(self.env, str) or "." in self.env or _global_registry.contains(ENV_CREATOR, self.env):
-            return
-        match = difflib.get_close_matches(self.env, sorted(ENV_NAMES), n=1, cutoff=0.6)
-        hint = f"did you mean {match[0]!r}? " if match else ""
-        self._value_error(f"unknown env {self.env!r}: {hint}rllib-mag provides {sorted(ENV_NAMES)}; register "
-                          "your own with ray.tune.registry.register_env")
+        try:
+            check_env(self.env, self.env_config)
+        except ValueError as err:
+            self._value_error(str(err))
 
     def _check_starcraft(self) -> None:
         """Fail on the driver, before any actor starts, when SMAC, StarCraft II or the map is missing."""

@@ -32,8 +32,20 @@ from rllib_mag.learning.world_model_trainer import WorldModelTrainer
 from rllib_mag.planning.imagination import SyntheticBatch
 
 
+#: Metric keys that count events (summed over steps, not averaged).
+SKIPPED_STEPS = "num_nonfinite_skipped"
+
+
 def mean_metrics(metrics: list[dict[str, float]]) -> dict[str, float]:
+    """Each metric's mean over `metrics` (the learners' results, or steps)."""
     return {key: float(np.mean([m[key] for m in metrics])) for key in metrics[0]} if metrics else {}
+
+
+def step_metrics(metrics: list[dict[str, float]]) -> dict[str, float]:
+    """Metrics of consecutive gradient steps: means, with the skipped-step counts summed."""
+    summary = mean_metrics(metrics)
+    summary.update({key: float(sum(m[key] for m in metrics)) for key in summary if key.endswith(SKIPPED_STEPS)})
+    return summary
 
 
 class MAGTorchLearner(TorchLearner):
@@ -84,7 +96,7 @@ class MAGTorchLearner(TorchLearner):
         model_batches, model_reward_batches = self._own_shard(shards)
         model = [self.model_trainer.world_model_step(self._to_tensors(b)) for b in model_batches]
         model_reward = [self.model_trainer.model_reward_step(self._to_tensors(b)) for b in model_reward_batches]
-        return {**mean_metrics(model), **mean_metrics(model_reward)}
+        return {**step_metrics(model), **step_metrics(model_reward)}
 
     def imagine(self, shards: list[Any]) -> dict[str, float]:
         """Lines 6-15 on this learner's own networks into its D_m; each shard is `(real_batch, num_starts, seed)`.

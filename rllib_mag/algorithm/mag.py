@@ -18,8 +18,10 @@ One `training_step`:
 
 from __future__ import annotations
 
+import functools
 import math
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +35,26 @@ from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from rllib_mag.algorithm.catalog import TeamSpaces
 from rllib_mag.algorithm.config import MAGConfig
-from rllib_mag.algorithm.learner import mean_metrics
+from rllib_mag.algorithm.learner import SKIPPED_STEPS, mean_metrics
 from rllib_mag.algorithm.replay import EpisodeAssembler, SequenceReplayBuffer
 from rllib_mag.algorithm.model_error_monitor import ModelErrorMonitor
 from rllib_mag.algorithm.rollout_actor import RolloutActorPool
+from rllib_mag.checkpoints import CheckpointError, check_files, unreadable_file
 
 #: Env steps each env copy takes per `sample()` call (a call returns chunks; D_e takes whole episodes).
 SAMPLE_STEPS_PER_ENV = 25
+
+
+def _sample_or_error(runner: Any, num_timesteps: int, force_reset: frozenset[int]
+                     ) -> tuple[int, list[Any], dict[str, Any] | None, str | None]:
+    """One `sample()` call on an env runner: `(runner index, episode chunks, its metrics, None)`, or
+    `(index, [], None, traceback)` when its env raised. A runner listed in `force_reset` starts fresh episodes."""
+    index = runner.worker_index or 0
+    try:
+        chunks = runner.sample(num_timesteps=num_timesteps, force_reset=index in force_reset)
+        return index, chunks, runner.get_metrics(), None
+    except Exception:  # the env's own error, reported by the driver if sampling keeps failing
+        return index, [], None, traceback.format_exc(limit=-8)
 
 
 def _check_gpus_exist(config: MAGConfig) -> None:
@@ -54,6 +69,21 @@ def _check_gpus_exist(config: MAGConfig) -> None:
         settings = ", ".join(f"{key}={value}" for key, value in asked.items())
         raise ValueError(f"{settings} asks for GPUs, but the Ray cluster has none (ray.cluster_resources() shows no "
                          "'GPU'); set these to 0 to train on CPU, or start Ray on a machine with a GPU")
+
+
+def _is_local(filesystem: Any) -> bool:
+    """Whether a checkpoint's (pyarrow) `filesystem` is this machine's disk (None: a local path)."""
+    return filesystem is None or type(filesystem).__name__ == "LocalFileSystem"
+
+
+def _raise_if_damaged(path: Path, err: Exception) -> None:
+    """After a failed restore: raise `CheckpointError` naming the file under `path` that does not load, if any."""
+    damaged = unreadable_file(path)
+    if damaged is not None:
+        file, cause = damaged
+        raise CheckpointError(f"checkpoint {path} is damaged: {file.relative_to(path)} does not load "
+                              f"({type(cause).__name__}: {cause}); restore an earlier checkpoint_NNNNNN folder"
+                              ) from err
 
 
 class MAG(Algorithm):
@@ -89,6 +119,9 @@ class MAG(Algorithm):
         self.model_error_monitor = (ModelErrorMonitor(config, observation_space, config.planning_settings())
                                     if config.model_error_eval_interval > 0 else None)
         self.update_credit = 0.0  # learner updates owed but not yet run (`training_ratio`)
+        self.num_sample_errors = 0  # env-runner sample() calls whose env raised, lifetime
+        self._reset_runners: set[int] = set()  # runners whose env raised: they reset their envs next call
+        self._failed_sample_rounds, self._last_sample_error = 0, None
         self.num_learner_updates = 0
         self.num_synthetic_transitions = 0
 
@@ -100,16 +133,18 @@ class MAG(Algorithm):
         while num_episodes < config.episodes_per_iteration or len(self.real_buffer) < warmup_rows:
             start = time.perf_counter()
             with self._phase("sample"):
-                chunks = self._sample_chunks()  # line 3
+                chunks = self._sample_chunks()  # line 3: (env runner index, chunk) pairs
             sample_time += time.perf_counter() - start
             warm = len(self.real_buffer) >= warmup_rows  # warm-up data earns no learner updates
-            chunk_steps = sum(len(chunk) for chunk in chunks)
+            chunk_steps = sum(len(chunk) for _, chunk in chunks)
             env_steps += chunk_steps
             warm_env_steps += chunk_steps * warm
-            for episode in filter(None, map(self.episode_assembler.add, chunks)):
-                self.real_buffer.add_episode(episode["observations"], episode["actions"], episode["rewards"],
-                                             episode["terminated"])
-                num_episodes += warm
+            for source, chunk in chunks:
+                episode = self.episode_assembler.add(chunk, source)
+                if episode is not None:
+                    self.real_buffer.add_episode(episode["observations"], episode["actions"], episode["rewards"],
+                                                 episode["terminated"])
+                    num_episodes += warm
         self.metrics.log_value(("throughput", "env_steps_per_s"), env_steps / max(sample_time, 1e-9))
         self.update_credit += (config.training_ratio * warm_env_steps if config.training_ratio is not None
                                else num_episodes)
@@ -126,26 +161,68 @@ class MAG(Algorithm):
                                "synthetic_buffer_transitions": self.synthetic_buffer_transitions,
                                "num_learner_updates_lifetime": self.num_learner_updates,
                                "num_synthetic_transitions_lifetime": self.num_synthetic_transitions,
-                               "num_rollout_actor_restarts": self.rollout_pool.num_restarts},
+                               "num_rollout_actor_restarts": self.rollout_pool.num_restarts,
+                               "num_env_runner_restarts": self._counters["total_num_restored_workers"],
+                               "num_sample_errors_lifetime": self.num_sample_errors,
+                               "num_partial_episodes_dropped": self.episode_assembler.num_dropped},
                               key="mag", window=1)
 
     def _phase(self, name: str) -> Any:
         """Timer context: `timers/<name>` is the wall-clock seconds spent in that phase this iteration."""
         return self.metrics.log_time((TIMERS, name), reduce="sum")
 
-    def _sample_chunks(self) -> list[Any]:
-        """Episode chunks of `SAMPLE_STEPS_PER_ENV` steps per env copy from every env runner (metrics logged).
+    def _sample_chunks(self) -> list[tuple[int, Any]]:
+        """Episode chunks of `SAMPLE_STEPS_PER_ENV` steps per env copy from every env runner, each with the index
+        of its runner (metrics logged).
 
-        Sampling by steps, not whole episodes, keeps vectorized env copies running across calls, so no
-        partial episode is thrown away; `EpisodeAssembler` joins the chunks.
+        Sampling by steps, not whole episodes, keeps vectorized env copies running across calls, so no partial
+        episode is thrown away; `EpisodeAssembler` joins the chunks. Faults (Algorithm 1 line 3 must not loop
+        forever): a runner whose env raised resets its envs on the next call and loses its unfinished episodes;
+        a runner that died is restored in place (RLlib restarts the actor) and loses them too; after
+        `max_consecutive_sample_failures` rounds without any data the trial fails with the env's own error.
         """
-        remote = self.env_runner_group.num_remote_env_runners()
+        group = self.env_runner_group
+        remote = group.num_remote_env_runners()
         num_steps = SAMPLE_STEPS_PER_ENV * max(self.config.num_envs_per_env_runner, 1)
-        results = self.env_runner_group.foreach_env_runner(
-            lambda runner: (runner.sample(num_timesteps=num_steps), runner.get_metrics()),
+        results = group.foreach_env_runner(
+            functools.partial(_sample_or_error, num_timesteps=num_steps, force_reset=frozenset(self._reset_runners)),
             local_env_runner=remote == 0)
-        self.metrics.aggregate([metrics for _, metrics in results], key=ENV_RUNNER_RESULTS)
-        return [chunk for chunks, _ in results for chunk in chunks]
+        failed = [(index, error) for index, _, _, error in results if error is not None]
+        self._reset_runners = {index for index, _ in failed}
+        for index, _ in failed:
+            self.episode_assembler.drop_source(index)
+        self.num_sample_errors += len(failed)
+        ok = [(index, chunks, metrics) for index, chunks, metrics, error in results if error is None]
+        if remote and group.num_healthy_remote_workers() < remote:  # a runner died: bring it back now
+            self._restore_env_runners(wait=not ok)
+        self._check_sampling_progress(bool(ok), failed[-1][1] if failed else None)
+        self.metrics.aggregate([metrics for _, _, metrics in ok], key=ENV_RUNNER_RESULTS)
+        return [(index, chunk) for index, chunks, _ in ok for chunk in chunks]
+
+    def _restore_env_runners(self, wait: bool) -> None:
+        """Restore dead env runners once Ray has restarted them (`restore_env_runners`: ping, sync state and
+        weights) and drop their unfinished episodes. With `wait` (no runner is left) keep trying for up to
+        `env_runner_health_probe_timeout_s`: a restart takes seconds."""
+        group = self.env_runner_group
+        deadline = time.monotonic() + self.config.env_runner_health_probe_timeout_s
+        while True:
+            for index in self.restore_env_runners(group):
+                self.episode_assembler.drop_source(index)
+            if not wait or group.num_healthy_remote_workers() > 0 or time.monotonic() > deadline:
+                return
+            time.sleep(0.5)
+
+    def _check_sampling_progress(self, got_data: bool, last_error: str | None) -> None:
+        """Count sampling rounds without any data; fail the trial after `max_consecutive_sample_failures`."""
+        self._failed_sample_rounds = 0 if got_data else self._failed_sample_rounds + 1
+        if last_error is not None:
+            self._last_sample_error = last_error
+        limit = self.config.max_consecutive_sample_failures
+        if self._failed_sample_rounds >= limit:
+            cause = (f"the last env error:\n{self._last_sample_error}" if self._last_sample_error else
+                     "every env runner is down and could not be restored (see the env runners' logs)")
+            raise RuntimeError(f"no env runner returned data in {limit} sampling rounds in a row "
+                               f"(max_consecutive_sample_failures={limit}); {cause}")
 
     def _on_learners(self, method: str, shards: list[Any] | None = None) -> list[Any]:
         """Call `MAGTorchLearner.<method>` on every learner, with one shard per learner if given; their results.
@@ -174,7 +251,7 @@ class MAG(Algorithm):
             model_metrics = self._on_learners("train_models", [
                 (self._real_batches(config.world_model_train_steps, shard_size),
                  self._real_batches(config.model_reward_train_steps, shard_size)) for _ in range(num_shards)])
-        self.metrics.log_dict(mean_metrics(model_metrics), key="world_model")
+        self._log_update_metrics(model_metrics, "world_model")
         for _ in range(config.policy_rounds):
             start = time.perf_counter()
             with self._phase("imagination"):
@@ -183,8 +260,16 @@ class MAG(Algorithm):
                                    planner / (time.perf_counter() - start))
             with self._phase("policy_training"):
                 policy_metrics = self._on_learners("train_policy")
-            self.metrics.log_dict(mean_metrics(policy_metrics), key="policy")
+            self._log_update_metrics(policy_metrics, "policy")
         self.num_learner_updates += 1
+
+    def _log_update_metrics(self, learner_metrics: list[dict[str, float]], key: str) -> None:
+        """The learners' mean metrics under `key`; skipped-step counts (the same on every learner) as lifetime
+        totals (`<key>/*num_nonfinite_skipped`)."""
+        metrics = mean_metrics(learner_metrics)
+        for name in [name for name in metrics if name.endswith(SKIPPED_STEPS)]:
+            self.metrics.log_value((key, name), metrics.pop(name), reduce="sum")
+        self.metrics.log_dict(metrics, key=key)
 
     def _imagine(self) -> int:
         """Lines 6-15 into the learners' D_m: each learner imagines its shard of M on its own networks
@@ -234,6 +319,37 @@ class MAG(Algorithm):
         self.update_credit = mag["update_credit"]
         self.num_learner_updates = mag["num_learner_updates"]
         self.num_synthetic_transitions = mag["num_synthetic_transitions"]
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *args: Any, **kwargs: Any) -> "MAG":
+        """RLlib's `Algorithm.from_checkpoint`, with the checks of `restore_from_path` also on the files read
+        before the algorithm exists (`class_and_ctor_args.pkl`)."""
+        if args or not _is_local(kwargs.get("filesystem")) or not isinstance(path, (str, Path)):
+            return super().from_checkpoint(path, *args, **kwargs)
+        check_files(path)
+        try:
+            return super().from_checkpoint(path, **kwargs)
+        except CheckpointError:
+            raise
+        except Exception as err:
+            _raise_if_damaged(Path(path), err)
+            raise
+
+    def restore_from_path(self, path: str | Path, *args: Any, component: str | None = None, **kwargs: Any) -> None:
+        """RLlib's restore, refusing a checkpoint with a missing or damaged file (`rllib_mag.checkpoints`) with an
+        error that names it, where RLlib would skip the component or raise a bare `UnpicklingError`."""
+        if component is not None:  # a single component: RLlib's own handling
+            super().restore_from_path(path, *args, component=component, **kwargs)
+            return
+        if not _is_local(kwargs.get("filesystem")):  # remote storage: the files are not here to check
+            super().restore_from_path(path, *args, **kwargs)
+            return
+        check_files(path)
+        try:
+            super().restore_from_path(path, *args, **kwargs)
+        except Exception as err:
+            _raise_if_damaged(Path(path), err)
+            raise
 
     def export_policy(self, path: str | Path) -> Path:
         """Save the acting module alone (world-model filter + actor, no critic or R_m) for evaluation.

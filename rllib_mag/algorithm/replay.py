@@ -97,17 +97,27 @@ class SequenceReplayBuffer:
 class EpisodeAssembler:
     """Joins the episode chunks env runners return (an episode may span several `sample()` calls, one
     chunk each) into complete episodes for D_e. A continuation chunk starts at the observation the previous
-    chunk ended on."""
+    chunk ended on.
+
+    Chunks are keyed by the env runner that sent them (`source`): when a runner fails or restarts, its unfinished
+    episodes are dropped (`drop_source`), and a continuation whose beginning never arrived is dropped too, so
+    no partial episode enters D_e. `num_dropped` counts the episodes dropped.
+    """
 
     def __init__(self) -> None:
-        self._pending: dict[str, dict[str, Any]] = {}
+        self._pending: dict[tuple[int, str], dict[str, Any]] = {}
+        self.num_dropped = 0
 
-    def add(self, chunk: Any) -> dict[str, Any] | None:
-        """Add one `SingleAgentEpisode` chunk; return the whole episode once its last chunk arrived."""
+    def add(self, chunk: Any, source: int = 0) -> dict[str, Any] | None:
+        """Add one `SingleAgentEpisode` chunk from env runner `source`; return the whole episode once its last
+        chunk arrived."""
+        previous = self._pending.pop((source, chunk.id_), None)
+        if previous is None and chunk.t_started > 0:  # its earlier chunks were dropped with a failed runner
+            self.num_dropped += 1
+            return None
         observations = chunk.get_observations()
         part = {"observations": observations, "actions": np.asarray(chunk.get_actions()),
                 "rewards": np.asarray(chunk.get_rewards(), np.float32)}
-        previous = self._pending.pop(chunk.id_, None)
         if previous is not None:
             part = {
                 "observations": {k: np.concatenate([previous["observations"][k], v[1:]])
@@ -116,9 +126,16 @@ class EpisodeAssembler:
                 "rewards": np.concatenate([previous["rewards"], part["rewards"]]),
             }
         if not chunk.is_done:
-            self._pending[chunk.id_] = part
+            self._pending[(source, chunk.id_)] = part
             return None
         return {**part, "terminated": chunk.is_terminated}
+
+    def drop_source(self, source: int) -> None:
+        """Forget the unfinished episodes of env runner `source` (it failed, or restarted with fresh episodes)."""
+        stale = [key for key in self._pending if key[0] == source]
+        for key in stale:
+            del self._pending[key]
+        self.num_dropped += len(stale)
 
     @property
     def num_pending(self) -> int:

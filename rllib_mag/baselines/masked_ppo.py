@@ -19,7 +19,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.torch_utils import FLOAT_MIN
 
-from rllib_mag.envs import ensure_registered
+from rllib_mag.envs import check_env
 from rllib_mag.metrics import WinRateCallback
 
 
@@ -79,7 +79,7 @@ class MaskedPPOConfig(PPOConfig):
         return RLModuleSpec(module_class=MaskedPPOTorchRLModule)
 
     def validate(self) -> None:
-        ensure_registered(self.env)  # a checkpoint restored in a fresh process finds "smax" etc.
+        check_env(self.env, self.env_config)  # registers "smax" etc. in a fresh process; typos fail here
         super().validate()
 
 

@@ -10,7 +10,9 @@ Nothing heavy is imported here: JAX, SMAC, PettingZoo and Ray load on first use.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+from collections.abc import Mapping
 from typing import Any, Callable
 
 from rllib_mag.envs.base import BackendBase, StarCraftBackend, check_actions, make_backend
@@ -75,6 +77,28 @@ def env_creator(name: str) -> Callable[[dict[str, Any]], Any]:
     return create
 
 
+def check_env(env: Any, env_config: Mapping[str, Any]) -> None:
+    """Validate an algorithm's env on the driver, before an env runner builds it: this package's names are
+    registered with Tune (`ensure_registered`) and their `env_config` checked (map, option names and values); any
+    other name must be registered with Tune or gymnasium, or be a dotted path. Raises `ValueError`."""
+    ensure_registered(env)
+    if isinstance(env, str) and env in ENV_NAMES:
+        from rllib_mag.envs.env_config import check_backend_config
+
+        check_backend_config(ENV_NAMES[env][1], env_config)
+        return
+    if not isinstance(env, str) or "." in env:
+        return
+    import gymnasium
+    from ray.tune.registry import ENV_CREATOR, _global_registry
+
+    if not (_global_registry.contains(ENV_CREATOR, env) or env in gymnasium.registry):
+        match = difflib.get_close_matches(env, sorted(ENV_NAMES), n=1, cutoff=0.6)
+        hint = f"did you mean {match[0]!r}? " if match else ""
+        raise ValueError(f"unknown env {env!r}: {hint}rllib-mag provides {sorted(ENV_NAMES)}; register your own "
+                         "with ray.tune.registry.register_env")
+
+
 def register_envs() -> None:
     """Register every name in :data:`ENV_NAMES` with ``ray.tune.registry.register_env``."""
     from ray.tune.registry import register_env
@@ -99,6 +123,7 @@ __all__ = [
     "BackendBase",
     "StarCraftBackend",
     "check_actions",
+    "check_env",
     "ensure_registered",
     "env_creator",
     "make_backend",

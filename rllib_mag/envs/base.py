@@ -219,6 +219,9 @@ def replace_invalid_actions(actions: Any, avail: np.ndarray) -> tuple[np.ndarray
     arr = np.asarray(actions)
     if arr.shape != avail.shape[:-1]:
         raise ValueError(f"expected actions of shape {avail.shape[:-1]}, got {arr.shape}")
+    if arr.dtype.kind not in "iu" and (arr.dtype.kind != "f" or not np.all(np.mod(arr, 1) == 0)):
+        raise ValueError(f"actions must be integers (a replaced action is still a discrete choice), got "
+                         f"{arr.tolist()!r}")
     arr = arr.astype(np.int64)
     n_actions = avail.shape[-1]
     picked = np.take_along_axis(avail, np.clip(arr, 0, n_actions - 1)[..., None], axis=-1)[..., 0]

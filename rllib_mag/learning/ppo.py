@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rllib_mag.learning.data_parallel import DataParallel, average_gradients
+from rllib_mag.learning.data_parallel import DataParallel
+from rllib_mag.learning.gradient_step import gradient_step
 from rllib_mag.learning.returns import lambda_returns
 from rllib_mag.models.actor_critic import Actor, AttentionCritic
 from rllib_mag.planning.imagination import SyntheticBatch
@@ -95,17 +96,8 @@ def normalize_advantages(advantages: Tensor, data_parallel: DataParallel | None 
         moments = data_parallel.sum(moments)
     total, square_total, count = moments
     mean = total / count
-    std = ((square_total - count * mean.square()).clamp(min=0.0) / (count - 1)).sqrt()
-    return ((advantages - mean.to(advantages.dtype)) / (std.to(advantages.dtype) + 1e-4)).nan_to_num(0.0)
-
-
-def _clipped_step(loss: Tensor, module: torch.nn.Module, optimizer: torch.optim.Optimizer, clip: float,
-                  data_parallel: DataParallel | None) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    average_gradients(module.parameters(), data_parallel)
-    torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
-    optimizer.step()
+    std = ((square_total - count * mean.square()).clamp(min=0.0) / (count - 1).clamp(min=1.0)).sqrt()
+    return (advantages - mean.to(advantages.dtype)) / (std.to(advantages.dtype) + 1e-4)
 
 
 def ppo_update(actor: Actor, critic: AttentionCritic, actor_opt: torch.optim.Optimizer,
@@ -121,8 +113,9 @@ def ppo_update(actor: Actor, critic: AttentionCritic, actor_opt: torch.optim.Opt
     With ``data_parallel`` each learner passes an equal shard of the batch and takes minibatches of
     ``cfg.ppo_minibatch_size / world_size``; advantages are normalised over all shards and gradients averaged, so the
     learners take the steps one learner would take on the whole batch.
-    Returns the mean of each metric over minibatches, and ``initial_ratio_deviation``: mean ``|rho - 1|`` of the
-    first minibatch (0 when ``batch.logp`` is the actor's own, see ``behaviour_log_probs``).
+    Returns the mean of each metric over minibatches, ``initial_ratio_deviation``: mean ``|rho - 1|`` of the
+    first minibatch (0 when ``batch.logp`` is the actor's own, see ``behaviour_log_probs``), and
+    ``num_nonfinite_skipped``: actor and critic steps skipped for a non-finite loss or gradient.
     """
     coef = cfg.entropy_coeff if entropy_coeff is None else entropy_coeff
     with torch.no_grad():
@@ -135,6 +128,7 @@ def ppo_update(actor: Actor, critic: AttentionCritic, actor_opt: torch.optim.Opt
     n_samples = flat["features"].shape[0]
     minibatch_size = cfg.ppo_minibatch_size // (data_parallel.world_size if data_parallel is not None else 1)
     sums = dict.fromkeys(("actor_loss", "critic_loss", "entropy", "clip_fraction", "approx_kl"), 0.0)
+    num_skipped = 0  # actor and critic steps skipped for a non-finite loss or gradient (`gradient_step`)
     n_minibatches, initial_ratio_deviation = 0, 0.0
     for _ in range(cfg.ppo_epochs):
         order = torch.randperm(n_samples, generator=generator).to(flat["features"].device)
@@ -144,9 +138,12 @@ def ppo_update(actor: Actor, critic: AttentionCritic, actor_opt: torch.optim.Opt
                                                                 mb["logp"], mb["advantages"], cfg.clip_param)
             if n_minibatches == 0:  # before any update: how far the behaviour log-probs are from the actor's
                 initial_ratio_deviation = (ratio.detach() - 1.0).abs().mean().item()
-            _clipped_step(policy_loss - coef * entropy, actor, actor_opt, cfg.policy_grad_clip, data_parallel)
+            _, actor_stepped = gradient_step(policy_loss - coef * entropy, actor.parameters(), actor_opt,
+                                             cfg.policy_grad_clip, data_parallel)
             critic_loss = critic_objective(critic, mb["features"], mb["returns"])
-            _clipped_step(critic_loss, critic, critic_opt, cfg.policy_grad_clip, data_parallel)
+            _, critic_stepped = gradient_step(critic_loss, critic.parameters(), critic_opt, cfg.policy_grad_clip,
+                                              data_parallel)
+            num_skipped += (not actor_stepped) + (not critic_stepped)
             coef *= cfg.entropy_annealing
             with torch.no_grad():
                 sums["actor_loss"] += policy_loss.item()
@@ -157,5 +154,5 @@ def ppo_update(actor: Actor, critic: AttentionCritic, actor_opt: torch.optim.Opt
             n_minibatches += 1
     metrics = {k: v / n_minibatches for k, v in sums.items()}
     metrics.update(entropy_coeff=coef, n_minibatches=float(n_minibatches),
-                   initial_ratio_deviation=initial_ratio_deviation)
+                   initial_ratio_deviation=initial_ratio_deviation, num_nonfinite_skipped=float(num_skipped))
     return metrics

@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rllib_mag.learning.data_parallel import DataParallel, average_gradients
+from rllib_mag.learning.data_parallel import DataParallel
+from rllib_mag.learning.gradient_step import gradient_step
 from rllib_mag.models.layers import eval_mode
 from rllib_mag.models.world_model import WorldModel
 from rllib_mag.planning.model_reward import (ModelRewardLabel, ModelRewardPredictor, model_reward_loss,
@@ -14,15 +15,12 @@ from rllib_mag.planning.model_reward import (ModelRewardLabel, ModelRewardPredic
 
 
 def train_model_reward_step(model_reward: ModelRewardPredictor, optimizer: torch.optim.Optimizer, inputs: Tensor,
-                            labels: Tensor, data_parallel: DataParallel | None = None) -> float:
+                            labels: Tensor, data_parallel: DataParallel | None = None) -> tuple[float, bool]:
     """One R_m gradient step on ``(inputs, labels)`` (Algorithm 1 line 5; no grad clipping, as the reference).
-    Returns the loss."""
+    Returns the loss and whether the step was taken (``gradient_step`` skips non-finite ones)."""
     loss = model_reward_loss(model_reward, inputs, labels)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    average_gradients(model_reward.parameters(), data_parallel)
-    optimizer.step()
-    return loss.item()
+    _, stepped = gradient_step(loss, model_reward.parameters(), optimizer, None, data_parallel)
+    return loss.item(), stepped
 
 
 class WorldModelTrainer:
@@ -45,19 +43,18 @@ class WorldModelTrainer:
         self.model_reward_opt = torch.optim.Adam(model_reward.parameters(), lr=cfg.model_reward_lr)
 
     def world_model_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        """One world-model step (line 4): loss on a contracts.md section 3 batch, Adam, grad-norm clip."""
+        """One world-model step (line 4): loss on a contracts.md section 3 batch, Adam, grad-norm clip; a
+        non-finite loss or gradient skips the step (``model_num_nonfinite_skipped`` 1)."""
         self.world_model.train()
         device_type = next(self.world_model.parameters()).device.type
         with torch.autocast(device_type, dtype=self.autocast_dtype or torch.bfloat16,
                             enabled=self.autocast_dtype is not None):
             output = self.world_model.loss(batch)
-        self.model_opt.zero_grad(set_to_none=True)
-        output.total.backward()
-        average_gradients(self.world_model.parameters(), self.data_parallel)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.world_model.parameters(), self.world_model.cfg.model_grad_clip)
-        self.model_opt.step()
+        grad_norm, stepped = gradient_step(output.total, self.world_model.parameters(), self.model_opt,
+                                           self.world_model.cfg.model_grad_clip, self.data_parallel)
         metrics = {f"model_{name}": value.item() for name, value in output.terms.items()}
-        metrics.update(model_loss=output.total.item(), model_grad_norm=grad_norm.item())
+        metrics.update(model_loss=output.total.item(), model_grad_norm=grad_norm,
+                       model_num_nonfinite_skipped=float(not stepped))
         return metrics
 
     def model_reward_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
@@ -66,5 +63,7 @@ class WorldModelTrainer:
         ``smooth_l1`` regression."""
         with eval_mode(self.world_model), torch.no_grad():
             inputs, labels = model_reward_pairs(self.world_model, self.world_model.loss(batch), self.label)
-        loss = train_model_reward_step(self.model_reward, self.model_reward_opt, inputs, labels, self.data_parallel)
-        return {"model_reward_loss": loss, "model_reward_label_mean": labels.mean().item()}
+        loss, stepped = train_model_reward_step(self.model_reward, self.model_reward_opt, inputs, labels,
+                                                self.data_parallel)
+        return {"model_reward_loss": loss, "model_reward_label_mean": labels.mean().item(),
+                "model_reward_num_nonfinite_skipped": float(not stepped)}

@@ -37,18 +37,6 @@ def test_clipped_surrogate_stops_gradient_outside_clip_range():
     assert logp.grad[0] == 0 and logp.grad[2] == 0 and logp.grad[1] != 0
 
 
-@pytest.fixture(scope="module")
-def setup():
-    torch.manual_seed(0)
-    cfg = from_preset("small")
-    wm, actor, critic, rm = WorldModel(cfg, D, A), Actor(cfg, A), AttentionCritic(cfg), ModelRewardPredictor(cfg)
-    with torch.no_grad():
-        start = wm.loss(random_sequence_batch(6, 4, N, D, A)).posterior.map(lambda x: x.flatten(0, 1))
-    plan = PlanningConfig(rollout_length_k=5, planning_horizon_H=2, planning_candidates_L=2)
-    batch = imagine(wm, actor, critic, rm, start, plan, torch.Generator().manual_seed(0))
-    return cfg, actor, critic, batch
-
-
 def _objectives(actor, critic, batch, cfg):
     with torch.no_grad():
         returns = lambda_returns(batch.reward, batch.discount, batch.values, cfg.gamma, cfg.lambda_)
