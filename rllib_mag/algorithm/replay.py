@@ -108,7 +108,7 @@ class EpisodeAssembler:
         self._pending: dict[tuple[int, str], dict[str, Any]] = {}
         self.num_dropped = 0
 
-    def add(self, chunk: Any, source: int = 0) -> dict[str, Any] | None:
+    def add(self, chunk: Any, source: int) -> dict[str, Any] | None:
         """Add one `SingleAgentEpisode` chunk from env runner `source`; return the whole episode once its last
         chunk arrived."""
         previous = self._pending.pop((source, chunk.id_), None)

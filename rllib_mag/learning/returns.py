@@ -6,8 +6,7 @@ import torch
 from torch import Tensor
 
 
-def lambda_returns(reward: Tensor, discount: Tensor, values: Tensor, gamma: float = 0.99,
-                   lam: float = 0.95) -> Tensor:
+def lambda_returns(reward: Tensor, discount: Tensor, values: Tensor, gamma: float, lam: float) -> Tensor:
     """``G_t = r_t + gamma * d_t * ((1 - lam) * V_{t+1} + lam * G_{t+1})`` with ``G_k = V_k``.
 
     Args:

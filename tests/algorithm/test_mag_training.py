@@ -291,12 +291,19 @@ def test_model_rollout_loads_learner_weights_and_returns_float32(dtype):
 
     observation_space, _ = team_spaces(3, 6, 5, 4)
     plan = PlanningConfig(rollout_length_k=3, planning_horizon_H=2, planning_candidates_L=2)
+    torch.manual_seed(0)
     rollout = ModelRollout(observation_space, {"name": "small"}, plan, dtype=dtype)
     networks = rollout.imagination.networks
-    weights = {name: {k: v.float() for k, v in getattr(networks, name).state_dict().items()}
+    torch.manual_seed(1)  # the learner's weights: another initialisation than the actor's own
+    learner = ModelRollout(observation_space, {"name": "small"}, plan).imagination.networks
+    weights = {name: {k: v.float() for k, v in getattr(learner, name).state_dict().items()}
                for name in ROLLOUT_NETWORKS}
+    assert not torch.equal(next(networks.actor.parameters()).float(), next(learner.actor.parameters()))
     real = {k: v.numpy() for k, v in random_sequence_batch(8, 4, 3, 6, 4).items()}
     synthetic, info = rollout.rollout(weights, real, num_starts=10, seed=0)
+    for name in ROLLOUT_NETWORKS:  # the actor now holds the learner's weights, in its own dtype
+        for key, value in getattr(networks, name).state_dict().items():
+            assert torch.equal(value, weights[name][key].to(value.dtype)), (name, key)
     assert info == {"compile_seconds": 0.0}  # eager unless compile=True
     assert next(networks.world_model.parameters()).dtype == getattr(torch, dtype)
     assert synthetic.features.shape == (10, 3, 3, 128) and synthetic.values.dtype == torch.float32

@@ -87,7 +87,44 @@ def test_synthetic_batch_splits_into_equal_shards() -> None:
         batch.split(3)
 
 
-def test_normalized_advantages_match_torch_std() -> None:
-    advantages = torch.randn(50, 3) * 4.0 + 7.0
+@pytest.mark.parametrize("shape, scale", [((50, 3), 4.0), ((50, 3), 0.01), ((2,), 1.0)])
+def test_normalized_advantages_match_torch_std(shape, scale) -> None:
+    """Wide and narrow spreads (a sum of squared deviations below 1) and two samples (unbiased: n - 1 = 1)."""
+    advantages = torch.randn(shape, generator=torch.Generator().manual_seed(0)) * scale + 7.0
     expected = (advantages - advantages.mean()) / (advantages.std() + 1e-4)
     torch.testing.assert_close(normalize_advantages(advantages), expected, rtol=1e-5, atol=1e-5)
+
+
+def _model_learner(rank: int, world_size: int, workdir: str) -> None:
+    """World-model and R_m steps on this rank's own shard of a real batch, then a step where only rank 1's
+    shard holds a NaN."""
+    from rllib_mag.learning.world_model_trainer import WorldModelTrainer
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{workdir}/rendezvous", rank=rank, world_size=world_size)
+    try:
+        torch.manual_seed(0)
+        cfg = from_preset("small")
+        trainer = WorldModelTrainer(WorldModel(cfg, D, A), ModelRewardPredictor(cfg), data_parallel=DataParallel())
+        torch.manual_seed(1 + rank)  # different dropout masks and latent samples on each rank, as in training
+        shard = random_sequence_batch(6, 2, N, D, A, seed=rank)  # each rank's own data
+        trainer.world_model_step(shard)
+        trainer.model_reward_step(shard)
+        after_steps = {k: v.clone() for k, v in trainer.world_model.state_dict().items()}
+        after_steps.update({f"rm.{k}": v.clone() for k, v in trainer.model_reward.state_dict().items()})
+        if rank == 1:
+            shard["obs"][0, 0, 0, 0] = float("nan")
+        skipped = trainer.world_model_step(shard)["model_num_nonfinite_skipped"]
+        unchanged = all(torch.equal(v, after_steps[k]) for k, v in trainer.world_model.state_dict().items())
+        torch.save({"weights": after_steps, "skipped": skipped, "unchanged": unchanged}, f"{workdir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_data_parallel_model_steps_keep_the_learners_equal_and_skip_together(tmp_path: Path) -> None:
+    mp.spawn(_model_learner, args=(2, str(tmp_path)), nprocs=2)
+    rank0, rank1 = (torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2))
+    for name, value in rank0["weights"].items():  # averaged gradients: the same step on different shards
+        torch.testing.assert_close(value, rank1["weights"][name], rtol=0, atol=1e-7, msg=name)
+    assert rank0["skipped"] == rank1["skipped"] == 1.0  # rank 1's NaN made both skip
+    assert rank0["unchanged"] and rank1["unchanged"]

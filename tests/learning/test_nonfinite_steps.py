@@ -93,6 +93,13 @@ def test_nonfinite_ppo_steps_are_skipped_and_counted(setup):
     assert ppo_update(actor, critic, actor_opt, critic_opt, batch, ppo)["num_nonfinite_skipped"] == 0.0
 
 
+def test_gradient_step_skips_a_nonfinite_loss_even_with_finite_gradients():
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    norm, stepped = gradient_step(weight.sum() + torch.tensor(float("inf")), [weight], optimizer, 1.0)
+    assert not stepped and norm == pytest.approx(3 ** 0.5) and torch.equal(weight.detach(), torch.ones(3))
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_gradient_step_skips_nonfinite_loss_and_gradient(bad):
     weight = torch.nn.Parameter(torch.ones(3))

@@ -181,7 +181,11 @@ def test_bfloat16_networks_give_float32_batches_close_to_float32(nets, start):
     assert torch.isfinite(half.values).all() and torch.isfinite(half.chosen_error).all()
     # The first step's inputs are identical, so its values differ only by bf16 rounding.
     assert torch.allclose(half.values[:, 0], full.values[:, 0], atol=0.05, rtol=0.05)
-    assert (half.logp <= 0).all() and torch.isfinite(half.logp).all()
+    # the stored log-probs are those of the stored (allowed) actions under the stored logits
+    actions = half.actions[..., None]
+    some_allowed = half.action_mask.sum(-1) > 0  # a sampled mask may allow nothing (then any action is kept)
+    assert (half.action_mask.gather(-1, actions).squeeze(-1)[some_allowed] == 1).all()
+    torch.testing.assert_close(half.logp, half.logits.log_softmax(-1).gather(-1, actions).squeeze(-1))
 
 
 def test_planning_config_errors(nets, start):
