@@ -10,7 +10,6 @@ Nothing heavy is imported here: JAX, SMAC, PettingZoo and Ray load on first use.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -93,10 +92,10 @@ def check_env(env: Any, env_config: Mapping[str, Any]) -> None:
     from ray.tune.registry import ENV_CREATOR, _global_registry
 
     if not (_global_registry.contains(ENV_CREATOR, env) or env in gymnasium.registry):
-        match = difflib.get_close_matches(env, sorted(ENV_NAMES), n=1, cutoff=0.6)
-        hint = f"did you mean {match[0]!r}? " if match else ""
-        raise ValueError(f"unknown env {env!r}: {hint}rllib-mag provides {sorted(ENV_NAMES)}; register your own "
-                         "with ray.tune.registry.register_env")
+        from rllib_mag.envs.env_config import closest_hint
+
+        raise ValueError(f"unknown env {env!r}: {closest_hint(env, sorted(ENV_NAMES))}rllib-mag provides "
+                         f"{sorted(ENV_NAMES)}; register your own with ray.tune.registry.register_env")
 
 
 def register_envs() -> None:

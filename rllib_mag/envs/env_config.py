@@ -23,7 +23,8 @@ VIEW_OPTIONS = ("invalid_actions", "num_envs", "backend")
 POSITIVE_INT_OPTIONS = ("episode_limit", "max_cycles", "N")
 
 
-def _closest(name: str, valid: list[str]) -> str:
+def closest_hint(name: str, valid: list[str]) -> str:
+    """`"did you mean 'x'? "` for the closest of `valid`, or `""`."""
     match = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
     return f"did you mean {match[0]!r}? " if match else ""
 
@@ -69,7 +70,7 @@ def check_backend_config(backend: str, env_config: Mapping[str, Any]) -> None:
         env_kwargs = inspect.signature(importlib.import_module(module).raw_env).parameters  # parallel_env: **kwargs
         _check_keys(backend_options, [*params, *defaults, *env_kwargs], backend)
     elif map_name not in SMAC_MAP_NAMES:  # smac: its own options are checked against StarCraft2Env at build
-        hint = _closest(map_name, list(SMAC_MAP_NAMES))
+        hint = closest_hint(map_name, list(SMAC_MAP_NAMES))
         raise ValueError(f"env_config map_name={map_name!r} is not a SMAC map: {hint}SMAC's maps: "
                          f"{', '.join(SMAC_MAP_NAMES)}")
 
@@ -80,5 +81,5 @@ def _check_keys(options: Mapping[str, Any], allowed: list[str], backend: str) ->
     valid = sorted({*allowed, "invalid_actions"} - {"env", "env_kwargs", "continuous_actions", "render_mode"})
     for key in options:
         if key not in valid:
-            raise ValueError(f"unknown env_config key {key!r} for the {backend} backend; {_closest(key, valid)}"
+            raise ValueError(f"unknown env_config key {key!r} for the {backend} backend; {closest_hint(key, valid)}"
                              f"valid keys: {', '.join(valid)}")
