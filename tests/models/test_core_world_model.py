@@ -19,7 +19,7 @@ T, B, N, D, A = 8, 3, 2, 6, 4
 
 @pytest.fixture
 def cfg():
-    return from_preset("small")
+    return from_preset("small", n_categoricals=6)  # 6 categoricals of 8 classes: a swapped latent axis shows
 
 
 @pytest.fixture
@@ -70,10 +70,20 @@ def test_presets_and_config_errors():
         from_preset("huge")
     with pytest.raises(ValueError, match="hiden"):
         from_preset("small", hiden=3)
-    for bad in (dict(dropout=1.5), dict(hidden=0), dict(kl_reduction="max"), dict(attn_heads=3),
-                dict(kl_balance=2.0), dict(loss_scales={"nope": 1.0}), dict(world_model_lr=0.0)):
-        with pytest.raises(ValueError):
+    for bad, message in ((dict(dropout=1.0), r"dropout must be in \[0, 1\), got 1.0"),
+                         (dict(hidden=0), "hidden must be a positive int, got 0"),
+                         (dict(kl_reduction="max"), "kl_reduction must be 'mean' or 'sum', got 'max'"),
+                         (dict(attn_heads=3), r"hidden \(64\) must be divisible by attn_heads \(3\)"),
+                         (dict(kl_balance=-0.1), r"kl_balance must be in \[0, 1\], got -0.1"),
+                         (dict(kl_balance=1.5), r"kl_balance must be in \[0, 1\], got 1.5"),
+                         (dict(loss_scales={"nope": 1.0}), r"unknown loss_scales keys \['nope'\]"),
+                         (dict(world_model_lr=0.0), "world_model_lr must be > 0, got 0.0")):
+        with pytest.raises(ValueError, match=message):
             from_preset("small", **bad)
+    assert [from_preset("small", kl_balance=balance).kl_balance for balance in (0.0, 1.0)] == [0.0, 1.0]
+    assert from_preset("small", dropout=0.0).dropout == 0.0
+    # a partial loss_scales keeps the other terms at 1
+    assert from_preset("small", loss_scales={"kl": 0.5}).loss_scales == {**dict.fromkeys(LOSS_TERMS, 1.0), "kl": 0.5}
 
 
 def test_loss_shapes(model, batch, cfg):
@@ -131,6 +141,16 @@ def test_observe_step_matches_training_filter(model, batch):
             prev = F.one_hot(batch["action"][t], A).float()
 
 
+def test_observe_step_draws_from_its_generator(model, batch):
+    with eval_mode(model), torch.no_grad():
+        states = []
+        for global_seed in (0, 1):
+            torch.manual_seed(global_seed)
+            states.append(model.observe_step(model.initial_state((B, N)), torch.zeros(B, N, A), batch["obs"][0],
+                                             batch["is_first"][0], torch.Generator().manual_seed(2)))
+    assert torch.equal(states[0].stoch, states[1].stoch)
+
+
 def test_imagined_transition_and_agent_mixing(model, cfg):
     with eval_mode(model), torch.no_grad():
         state = model.initial_state((5, 3))
@@ -174,6 +194,10 @@ def test_actor_masks_and_critic_mixes_agents(cfg):
     assert not ((dist.sample((50,)) == 1) | (dist.sample((50,)) == 2)).any()
     values = critic(feats)
     assert values.shape == (7, 3)
+    # Linear-ReLU, agent attention, ReLU, then the reference's build_model(hidden, 1, 1, hidden): one hidden layer
+    expected = critic.head(torch.relu(critic.attention(torch.relu(critic.embed[0](feats))))).squeeze(-1)
+    torch.testing.assert_close(values, expected)
+    assert sum(p.numel() for p in critic.head.parameters()) == cfg.hidden * (cfg.hidden + 1) + cfg.hidden + 1
     other = feats.clone()
     other[:, 2] += 1.0
     assert not torch.allclose(critic(other)[:, 0], values[:, 0])

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rllib_mag.models.layers import (AgentAttention, Linear, categorical_from_uniform, gru_cell, latent_columns,
-                                     log_softmax, one_hot, one_hot_linear, post_ln_encoder_layer, sample_categorical,
-                                     softmax_weights)
+from rllib_mag.models.layers import (AgentAttention, Linear, categorical_from_uniform, gru_cell, init_weights,
+                                     latent_columns, log_softmax, one_hot, one_hot_linear, post_ln_encoder_layer,
+                                     sample_categorical, softmax_weights)
 
 
 def test_linear_and_gru_cell_equal_torch_modules():
@@ -92,3 +92,57 @@ def test_one_hot_linear_equals_the_dense_layer_on_the_one_hot_input():
                                layer(torch.cat([one_hot_part, dense], -1)))
     only = Linear(12, 6)
     torch.testing.assert_close(one_hot_linear(only.weight, only.bias, columns), only(one_hot_part))
+
+
+def test_inverse_cdf_draw_at_the_ends_of_the_unit_interval():
+    """u = 0 never lands on a zero-probability class; u = 1 (or a rounded-up u * total) stays in range."""
+    weights = torch.tensor([[0.0, 2.0, 1.0], [1.0, 1.0, 0.0]])
+    assert categorical_from_uniform(weights, torch.zeros(2, 1)).tolist() == [1, 0]
+    assert categorical_from_uniform(weights, torch.ones(2, 1)).tolist() == [2, 2]
+
+
+@pytest.mark.parametrize("scheme", ["orthogonal", "xavier"])
+def test_init_weights_reinitialises_every_matrix_and_keeps_the_biases(scheme):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 9))
+    biases = [net[0].bias.clone(), net[2].bias.clone()]
+    init_weights(net, scheme)
+    for layer, bias in zip((net[0], net[2]), biases):
+        weight = layer.weight.detach()
+        if scheme == "orthogonal":  # orthonormal rows (4 x 6) or columns (9 x 4)
+            gram = weight @ weight.T if weight.shape[0] <= weight.shape[1] else weight.T @ weight
+            torch.testing.assert_close(gram, torch.eye(min(weight.shape)), atol=1e-5, rtol=0)
+        else:  # xavier uniform: bound sqrt(6 / (fan_in + fan_out)), nearly reached by 24-36 draws
+            bound = (6 / sum(weight.shape)) ** 0.5
+            assert weight.abs().max() <= bound and weight.abs().max() > 0.8 * bound
+        assert torch.equal(layer.bias, bias)
+
+
+def test_log_softmax_is_stable_for_large_and_distant_logits():
+    """Shifted by each row's own maximum: rows near +1000 and -1000 in one tensor give PyTorch's values."""
+    logits = torch.tensor([[1000.0, 999.0, 990.0], [-1000.0, -1001.0, -1010.0]])
+    torch.testing.assert_close(log_softmax(logits), F.log_softmax(logits, -1))
+
+
+def test_agent_encoding_is_the_sinusoidal_table_and_not_saved():
+    d_model, max_agents = 8, 30
+    attention = AgentAttention(d_model, 1, 2, 16, 0.0, max_agents)
+    position = torch.arange(max_agents, dtype=torch.float64)[:, None]
+    frequency = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
+    expected = torch.stack([torch.sin(position * frequency), torch.cos(position * frequency)], -1).flatten(1)
+    torch.testing.assert_close(attention.agent_encoding, expected.float(), atol=2e-6, rtol=0)
+    assert "agent_encoding" not in attention.state_dict()  # rebuilt from the config, never loaded
+    assert attention(torch.randn(3, max_agents, d_model)).shape == (3, max_agents, d_model)  # exactly max_agents
+    with pytest.raises(ValueError, match="31 agents exceed max_agents=30"):
+        attention(torch.randn(3, max_agents + 1, d_model))
+
+
+def test_post_ln_layer_drops_attention_weights_in_training():
+    """With every other dropout off, attention-weight dropout alone still makes two training passes differ."""
+    torch.manual_seed(0)
+    layer, x = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.5, batch_first=True).train(), torch.randn(10, 5, 8)
+    layer.dropout.p = layer.dropout1.p = layer.dropout2.p = 0.0
+    assert layer.self_attn.dropout == 0.5
+    assert not torch.allclose(post_ln_encoder_layer(layer, x), post_ln_encoder_layer(layer, x))
+    layer.self_attn.dropout = 0.0
+    torch.testing.assert_close(post_ln_encoder_layer(layer, x), post_ln_encoder_layer(layer, x))

@@ -15,8 +15,9 @@ from rllib_mag.learning.world_model_trainer import train_model_reward_step
 from rllib_mag.planning import (PAPER_TERMS, REFERENCE_TERMS, ModelRewardPredictor, PlanningConfig, imagine,
                                 model_error_labels)
 from rllib_mag.models.actor_critic import MASKED_LOGIT
-from rllib_mag.planning.imagination import (ActionNoise, StepNoise, act, candidate_scores, draw_action, lookahead_heads,
-                                            plan_step, select_candidates)
+from rllib_mag.planning.imagination import (ActionNoise, StepNoise, act, candidate_scores, draw_action,
+                                            imagination_steps, lookahead_heads, plan_step, planning_mode,
+                                            select_candidates)
 
 D, A, N, M = 6, 4, 3, 10
 
@@ -24,7 +25,7 @@ D, A, N, M = 6, 4, 3, 10
 @pytest.fixture(scope="module")
 def nets():
     torch.manual_seed(0)
-    cfg = from_preset("small")
+    cfg = from_preset("small", n_categoricals=6)  # 6 categoricals of 8 classes: a swapped latent axis shows
     return WorldModel(cfg, D, A), Actor(cfg, A), AttentionCritic(cfg), ModelRewardPredictor(cfg)
 
 
@@ -188,14 +189,66 @@ def test_bfloat16_networks_give_float32_batches_close_to_float32(nets, start):
     torch.testing.assert_close(half.logp, half.logits.log_softmax(-1).gather(-1, actions).squeeze(-1))
 
 
-def test_planning_config_errors(nets, start):
-    for bad in (dict(planning_horizon_H=0), dict(planning_candidates_L=-1), dict(planning_selection="best"),
-                dict(planning_horizon_H=20), dict(planning_discount=0.0), dict(imagined_availability="argmax"),
-                dict(rollout_length_k=2.5), dict(mode="dreamer")):
-        with pytest.raises(ValueError):
-            PlanningConfig(**bad)
-    with pytest.raises(ValueError, match="model_reward"):
-        imagine(nets[0], nets[1], nets[2], None, start, PlanningConfig())
+@pytest.mark.parametrize("bad", [dict(planning_horizon_H=0), dict(planning_candidates_L=-1),
+                                 dict(planning_selection="best"), dict(planning_horizon_H=20),
+                                 dict(planning_discount=0.0), dict(imagined_availability="argmax"),
+                                 dict(rollout_length_k=2.5), dict(mode="dreamer"), dict(availability_threshold=1.0)])
+def test_planning_config_errors_name_the_key(bad):
+    (key,) = bad
+    with pytest.raises(ValueError, match=rf"^{key}=.* is invalid"):
+        PlanningConfig(**bad)
+
+
+def test_planning_needs_r_m_only_with_more_than_one_candidate(nets, start):
+    assert PlanningConfig(rollout_length_k=3, planning_horizon_H=3).planning_horizon_H == 3  # H = k is allowed
+    for candidates in (2, 4):
+        with pytest.raises(ValueError, match=r"^planning with candidates > 1 needs a model_reward \(R_m\) network$"):
+            imagine(nets[0], nets[1], nets[2], None, start, PlanningConfig(planning_candidates_L=candidates))
+    batch = imagine(nets[0], nets[1], nets[2], None, start,
+                    PlanningConfig(rollout_length_k=2, planning_horizon_H=1, planning_candidates_L=1))
+    assert batch.features.shape[:2] == (M, 2) and torch.isnan(batch.step_error).all()
+
+
+def test_imagined_reward_discount_values_and_step_error_are_the_heads_on_the_right_state(nets, start):
+    """reward_t / discount_t: agent means of the reward and continue heads on s_{t+1}; values: the critic on s_t;
+    step_error_t: R_m on s_{t+1} averaged over starts and agents (contracts.md section 5)."""
+    wm, _, critic, rm = nets
+    k = 4
+    batch = run(nets, start, PlanningConfig(rollout_length_k=k, planning_horizon_H=2, planning_candidates_L=3))
+    with eval_mode(*nets), torch.no_grad():
+        next_features = batch.features[:, 1:]  # s_1 .. s_{k-1}
+        torch.testing.assert_close(batch.reward[:, :-1], wm.reward(next_features).mean(-1))
+        torch.testing.assert_close(batch.discount[:, :-1], wm.continue_dist(next_features).probs.mean(-1))
+        torch.testing.assert_close(batch.values[:, :k], critic(batch.features))
+        torch.testing.assert_close(batch.step_error[:-1], rm(next_features).mean((0, 2)))
+    assert batch.reward.std(0).min() > 0 and batch.step_error.std() > 0  # per start, per step
+
+
+def test_step_noise_has_one_uniform_per_draw_of_the_step():
+    """StepNoise's shapes: one action and availability uniform per agent, one per categorical and candidate, and
+    the same for each of the H-1 lookahead steps of all L*M candidates (nothing broadcast or left over)."""
+    wm = WorldModel(from_preset("small", n_categoricals=6), D, A)
+    state = wm.initial_state((M, N))
+    cfg = PlanningConfig(planning_horizon_H=4, planning_candidates_L=3)
+    noise = StepNoise.draw(wm, state, cfg, torch.Generator().manual_seed(0))
+    assert noise.action.action.shape == (M, N, 1) and noise.action.availability.shape == (M, N, A)
+    assert noise.candidates.shape == (3, M, N, 6, 1)
+    assert noise.lookahead.action.shape == (3, 3 * M, N, 1) and noise.lookahead.availability.shape == (3, 3 * M, N, A)
+    assert noise.lookahead_latents.shape == (3, 3 * M, N, 6, 1)
+    assert StepNoise.draw(wm, state, PlanningConfig(mode="mamba"))[2:] == (None, None)
+
+
+def test_bfloat16_imagined_states_stay_in_the_networks_dtype(nets, start):
+    """Every imagined step computes in bf16 when the networks are bf16: the kept latent and the features of
+    every step (not float32 promoted by a one-hot)."""
+    import copy
+
+    half = [copy.deepcopy(net).to(torch.bfloat16) for net in nets]
+    cfg = PlanningConfig(rollout_length_k=3, planning_horizon_H=2, planning_candidates_L=3)
+    with planning_mode(*half):
+        steps = list(imagination_steps(half[0], half[1], half[3], start, cfg, torch.Generator().manual_seed(0)))
+    for step in steps:
+        assert step.features.dtype == step.plan.next_state.stoch.dtype == step.plan.candidates.dtype == torch.bfloat16
 
 
 def test_index_based_lookahead_equals_the_networks_on_one_hot_features(nets, start):

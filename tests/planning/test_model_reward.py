@@ -20,7 +20,7 @@ D, A, N = 6, 4, 3
 @pytest.fixture(scope="module")
 def world_model():
     torch.manual_seed(0)
-    return WorldModel(from_preset("small"), D, A).eval()
+    return WorldModel(from_preset("small", n_categoricals=6), D, A).eval()  # 6 x 8: a swapped axis shows
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +79,57 @@ def test_reference_terms_add_the_head_losses_of_the_candidate(world_model, outpu
                                  dict(model_error_reconstruction_reduction="max"),
                                  dict(model_reward_label_candidates=0)])
 def test_label_config_errors(bad):
-    with pytest.raises(ValueError, match=next(iter(bad))):
+    with pytest.raises(ValueError, match=rf"^{next(iter(bad))} must be"):
         ModelRewardLabel(**bad)
+
+
+def test_label_terms_are_kept_as_a_tuple():
+    label = ModelRewardLabel(model_error_terms=["reward", "kl"])
+    assert label.model_error_terms == ("reward", "kl") and hash(label) == hash(ModelRewardLabel(
+        model_error_terms=("reward", "kl")))
+
+
+def test_latent_term_follows_kl_reduction(output):
+    """``-log q(z | h, o)`` is averaged over categoricals with ``kl_reduction="mean"``, summed with ``"sum"``."""
+    torch.manual_seed(0)
+    summed = WorldModel(from_preset("small", n_categoricals=6, kl_reduction="sum"), D, A).eval()
+    with torch.no_grad():
+        out = summed.loss(random_sequence_batch(6, 4, N, D, A, seed=1))
+        kl = candidate_errors(summed, out, out.posterior.stoch, ("kl",))[1]["kl"]
+    per_categorical = -(out.posterior.stoch * out.posterior_logits.log_softmax(-1)).sum(-1)
+    torch.testing.assert_close(kl, per_categorical.sum(-1))
+    assert per_categorical.shape[-1] == 6
+
+
+@pytest.mark.parametrize("mode", ["candidate", "posterior"])
+@pytest.mark.parametrize("model_reduction", ["sum", "mean"])
+def test_summed_reconstruction_label_is_obs_dim_times_the_mean(mode, model_reduction):
+    """Whichever reduction the world model trains with, the label's reconstruction term is summed or averaged over
+    obs dims as the label asks."""
+    torch.manual_seed(0)
+    world_model = WorldModel(from_preset("small", reconstruction_reduction=model_reduction), D, A).eval()
+    with torch.no_grad():
+        output = world_model.loss(random_sequence_batch(6, 4, N, D, A, seed=1))
+    pairs = {reduction: model_reward_pairs(world_model, output, ModelRewardLabel(mode, ("reconstruction",),
+                                                                                 reduction),
+                                           torch.Generator().manual_seed(4)) for reduction in ("mean", "sum")}
+    torch.testing.assert_close(pairs["sum"][0], pairs["mean"][0])  # the same draws
+    torch.testing.assert_close(pairs["sum"][1], D * pairs["mean"][1])
+    assert pairs["mean"][1].abs().sum() > 0
+    with pytest.raises(ValueError, match="^model_error_reconstruction_reduction must be"):
+        model_error_labels(output, ("reconstruction",), "median")
+
+
+@pytest.mark.parametrize("mode", ["candidate", "posterior"])
+def test_pairs_follow_the_generator_not_the_global_rng(world_model, output, mode):
+    label = ModelRewardLabel(mode)
+    torch.manual_seed(0)
+    first = model_reward_pairs(world_model, output, label, torch.Generator().manual_seed(5))
+    torch.manual_seed(1)
+    again = model_reward_pairs(world_model, output, label, torch.Generator().manual_seed(5))
+    other = model_reward_pairs(world_model, output, label, torch.Generator().manual_seed(6))
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    assert not torch.equal(first[0], other[0])
 
 
 def _rank_correlation(world_model, model_reward, batch, n_candidates=16, seed=0):
