@@ -1,33 +1,28 @@
-"""Learning curves on SMAX: MAG vs MAMBA (the same code, planning off) vs RLlib PPO, for one env-step budget.
+"""Learning curves on SMAX: MAG vs MAMBA (the same code, planning off) vs RLlib PPO, under greedy evaluation.
 
-Every (algo, map, seed) run trains in its own spawned subprocess with its own Ray instance
-(``ray.init(num_cpus=2)``). The subprocess builds the algorithm (``config.build_algo()``) and calls ``train()``
-until ``num_env_steps_sampled_lifetime >= --env-steps``. Each iteration is appended as one JSON line to
-``<out>/<algo>_<map>_seed<s>.jsonl``, and the file ends with a ``finished`` line. A rerun skips finished runs
-whose settings match and restarts the others.
+Protocol (docs/benchmarks.md, "Learning curves"):
 
-One iteration line holds:
+- every (algorithm, map, seed) trains in its own spawned subprocess with its own Ray instance and one torch thread,
+  ``--parallel`` (2) runs at a time, until ``num_env_steps_sampled_lifetime >= --steps``;
+- at env steps 0, ``--eval-every``, 2 x ``--eval-every``, ... (at the end of the first iteration that reaches each
+  point) the run calls ``Algorithm.evaluate()``: ``--eval-episodes`` greedy episodes (``explore: False``, argmax of
+  the masked logits) on a separate evaluation env runner, reported under RLlib's ``evaluation/`` keys. They never
+  enter D_e and do not advance the training env-step counter (``tests/algorithm/test_greedy_evaluation.py``);
+- MAG and MAMBA share one schedule (``MAG_SCHEDULE``: the same learner updates per env step, the same work per
+  update), PPO gets the same env-step budget;
+- the aggregate (``rliable``): per map and over all maps, the interquartile mean (IQM) of the greedy win rate and
+  team return over seeds with 95% stratified-bootstrap confidence intervals at ``--steps`` / 4, / 2 and the end,
+  and the probability of improvement P(MAG > MAMBA) with its interval.
 
-- ``env_steps``, ``episodes`` (finished in this iteration), ``win_rate`` (``env_runners/win_rate``) and
-  ``episode_return_mean``. Under RLlib 2.60's metrics these are means over the episodes that finished *during this
-  iteration* (windowed stats are cleared on every reduce), so MAG's (one episode per iteration) are single episodes;
-- ``team_return``: the mean over agents of ``env_runners/agent_episode_return(s)_mean``. Every agent gets the one
-  team reward, so this is the team's return for MAG and PPO alike. PPO's ``episode_return_mean`` is N times it,
-  because a multi-agent episode sums its N agents;
-- ``elapsed_s``: wall-clock seconds since the run started (before ``build_algo``), and ``iteration_s``;
-- MAG/MAMBA only: ``phase_s``, the seconds spent in each phase during this iteration (``timers/<phase>``), and ``learner_updates`` (lifetime).
+Results: one small JSON file per run, ``<out>/<algo>_<map>_seed<s>.json``, written (atomically) only when the run
+reaches its budget; progress goes to ``<name>.partial.jsonl`` (git-ignored) meanwhile, so a run cut off by the end
+of a sitting leaves nothing that looks complete. A rerun skips runs whose file exists with the same settings.
+``--commit`` commits each result file as its run finishes. ``--plot-only`` rebuilds the plots and tables from the
+files::
 
-Curves and final values are therefore episode-weighted means over a trailing window of env steps, the same for
-every algorithm: ``SMOOTHING_STEPS`` (one PPO iteration) for the plots, ``FINAL_STEPS`` for the final values.
-Plots (``<plot-dir>/learning_curves_<map>.png``): win rate and team return vs env steps, one line per algo with
-the mean over seeds and min/max shading. The markdown table gives the final win rate and return (mean ± std over
-seeds), the median wall-clock time to the budget and, for MAG/MAMBA, the median split of one iteration by phase
-(the first iteration, warm-up and JAX compilation, is left out).
-
-Full benchmark (2 maps x 3 algos x 3 seeds, 20k env steps each)::
-
-    .venv/bin/python benchmarks/learning_curves.py
-    .venv/bin/python benchmarks/learning_curves.py --plot-only   # rebuild plots + table from the JSON lines
+    .venv/bin/python benchmarks/learning_curves.py                          # 3 maps x 3 algorithms x 5 seeds, 40k
+    .venv/bin/python benchmarks/learning_curves.py --maps 3s_vs_5z --seeds 3 --steps 20000   # any other SMAX map
+    .venv/bin/python benchmarks/learning_curves.py --plot-only
 """
 
 from __future__ import annotations
@@ -36,12 +31,14 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy/torch load BLAS; inherited by Ray workers
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")  # SMAX (JAX)
 
 import argparse
 import json
 import math
 import multiprocessing
 import statistics
+import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,28 +47,37 @@ from typing import Any, TextIO
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "learning_curves"
 ALGOS = ("mag", "mamba", "ppo")
 LABELS = {"mag": "MAG", "mamba": "MAMBA (MAG, planning off)", "ppo": "PPO (RLlib, masked)"}
+METRICS = {"win_rate": "greedy win rate", "team_return": "greedy team return"}
 PHASES = ("sample", "model_training", "imagination", "policy_training", "sync_weights")
-SMOOTHING_STEPS = 2_000  # plotted value at x: the episodes that finished in (x - SMOOTHING_STEPS, x]
-FINAL_STEPS = 4_000  # final value: the episodes that finished in the last FINAL_STEPS env steps
-PROGRESS_EVERY_S = 30.0
+TRAINING_BIN_STEPS = 1_000  # training-episode stats are kept per bin of env steps (the file stays small)
+BOOTSTRAP_REPS = 2_000
+PROGRESS_EVERY_S = 60.0
 
-#: MAG/MAMBA (YAML key names): tuned_examples/mag_smax_2s3z.yaml with one imagination round per update and one
-#: learner update per 400 env steps, so 3 seeds x 2 maps x 3 algorithms fit in about an hour on 2 cores.
-MAG_CONFIG: dict[str, Any] = {
+#: MAG and MAMBA (YAML key names): the `small` preset, one learner update per `1 / training_ratio` env steps of
+#: 20 world-model + 20 R_m steps and one round of M=720 imagined starts (k=15) + PPO. docs/benchmarks.md states
+#: it as a fraction of the paper's learner work per env step.
+MAG_SCHEDULE: dict[str, Any] = {
     "world_model_preset": "small", "world_model_train_steps": 20, "model_reward_train_steps": 20,
-    "batch_size_B": 16, "batch_length_T": 20, "warmup_steps": 500, "imagination_starts_M": 256,
-    "rollout_length_k": 15, "planning_horizon_H": 6, "planning_candidates_L": 4,
-    "policy_rounds": 1, "ppo_minibatch_size": 1000, "num_env_runners": 0, "num_model_rollout_actors": 1,
-    "num_cpus_per_rollout_actor": 1, "training_ratio": 1 / 400,
+    "batch_size_B": 16, "batch_length_T": 20, "warmup_steps": 500, "imagination_starts_M": 720,
+    "rollout_length_k": 15, "planning_horizon_H": 6, "planning_candidates_L": 4, "policy_rounds": 1,
+    "ppo_minibatch_size": 2000, "episodes_per_iteration": 1, "training_ratio": 1 / 150,
+    "num_env_runners": 0, "num_model_rollout_actors": 0,
 }
-#: PPO: tuned_examples/ppo_smax_2s3z.yaml with a local env runner and smaller batches (10 iterations per 20k steps).
+#: PPO: tuned_examples/ppo_smax_2s3z.yaml with a local env runner (20 iterations per 40k env steps).
 PPO_CONFIG: dict[str, Any] = {
     "num_env_runners": 0, "num_envs_per_env_runner": 1, "train_batch_size_per_learner": 2000,
     "minibatch_size": 500, "num_epochs": 5, "lr": 5e-4, "gamma": 0.99, "lambda": 0.95, "entropy_coeff": 0.01,
     "vf_loss_coeff": 0.5, "_model_config": {"fcnet_hiddens": [128, 128], "vf_share_layers": False},
 }
+
+
+def evaluation_config(episodes: int) -> dict[str, Any]:
+    """RLlib evaluation settings: `episodes` greedy episodes on one evaluation env runner, only when called."""
+    return {"evaluation_num_env_runners": 1, "evaluation_interval": None, "evaluation_duration": episodes,
+            "evaluation_duration_unit": "episodes", "evaluation_config": {"explore": False}}
 
 
 @dataclass
@@ -81,61 +87,69 @@ class Run:
     algo: str
     map_name: str
     seed: int
-    env_steps: int
+    steps: int
+    eval_every: int
+    eval_episodes: int
     config: dict[str, Any]
 
     @property
     def name(self) -> str:
         return f"{self.algo}_{self.map_name}_seed{self.seed}"
 
+    def settings(self) -> dict[str, Any]:
+        """The run as JSON would give it back (tuples become lists), for comparison with a result file."""
+        return json.loads(json.dumps(asdict(self)))
 
-def make_runs(args: argparse.Namespace) -> list[Run]:
+
+def make_runs(maps: list[str], algos: list[str], seeds: int, steps: int, eval_every: int, eval_episodes: int,
+              mag_overrides: dict[str, Any]) -> list[Run]:
     runs = []
-    for map_name in args.maps:
-        for algo in args.algos:
+    for map_name in maps:
+        for algo in algos:
             if algo == "ppo":
                 config = {**PPO_CONFIG, "env_config": {"map_name": map_name, "invalid_actions": "replace"}}
             else:
-                config = {**MAG_CONFIG, **args.mag_config, "mode": algo, "env_config": {"map_name": map_name}}
-            runs += [Run(algo, map_name, seed, args.env_steps, config) for seed in args.seeds]
+                config = {**MAG_SCHEDULE, **mag_overrides, "mode": algo, "env_config": {"map_name": map_name}}
+            config.update(evaluation_config(eval_episodes))
+            runs += [Run(algo, map_name, seed, steps, eval_every, eval_episodes, config) for seed in range(seeds)]
     return runs
 
 
 # ---- one run (in a subprocess) -----------------------------------------------------------------------------
-def build_algo(run: Run) -> Any:
+def algorithm_config(run: Run) -> Any:
+    """The run's RLlib config (not built)."""
     from rllib_mag import MAGConfig, MaskedPPOConfig
 
-    if run.algo == "ppo":
-        config = MaskedPPOConfig().environment("smax")
-    else:
-        config = MAGConfig().environment("smax_team")
-    return config.update_from_dict(run.config).debugging(seed=run.seed).build_algo()
+    config = MaskedPPOConfig().environment("smax") if run.algo == "ppo" else MAGConfig().environment("smax_team")
+    return config.update_from_dict(run.config).debugging(seed=run.seed)
+
+
+def check_configs(runs: list[Run]) -> None:
+    """Validate every run's config (maps, `--mag-config` keys and values) before the first run starts."""
+    import rllib_mag
+
+    rllib_mag.register()
+    for run in {(run.algo, run.map_name): run for run in runs}.values():
+        algorithm_config(run).validate()
 
 
 def finite(value: Any) -> float | None:
     """`value` as a float, or None when missing or NaN (JSON has no NaN)."""
-    return float(value) if value is not None and math.isfinite(value) else None
+    return float(value) if value is not None and math.isfinite(float(value)) else None
 
 
-def fmt(value: float | None, digits: int) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+def episode_stats(runners: dict[str, Any]) -> dict[str, Any]:
+    """Episodes, win rate and team return of one result's `env_runners` (training or evaluation).
 
-
-def iteration_row(run: Run, result: dict[str, Any], elapsed_s: float, iteration_s: float) -> dict[str, Any]:
-    runners = result.get("env_runners", {})
-    # The single-agent runner (MAG's team view) logs "agent_episode_return_mean", the multi-agent one "..._returns_...".
+    The team view (MAG) logs `agent_episode_return_mean`, the multi-agent env (PPO) `agent_episode_returns_mean`;
+    every agent gets the one team reward, so their mean is the team's return (PPO's `episode_return_mean` is N
+    times it).
+    """
     by_agent = runners.get("agent_episode_return_mean") or runners.get("agent_episode_returns_mean") or {}
     agent_returns = [value for value in by_agent.values() if math.isfinite(value)]
-    row = {"event": "iteration", "iteration": result["training_iteration"],
-           "env_steps": int(result["num_env_steps_sampled_lifetime"]), "episodes": int(runners.get("num_episodes", 0)),
-           "win_rate": finite(runners.get("win_rate")),
-           "episode_return_mean": finite(runners.get("episode_return_mean")),
-           "team_return": float(np.mean(agent_returns)) if agent_returns else None,
-           "elapsed_s": elapsed_s, "iteration_s": iteration_s}
-    if run.algo != "ppo":
-        row["phase_s"] = {phase: finite(result["timers"].get(phase)) or 0.0 for phase in PHASES}
-        row["learner_updates"] = int(result["mag"]["num_learner_updates_lifetime"])
-    return row
+    return {"episodes": int(float(runners.get("num_episodes", 0))), "win_rate": finite(runners.get("win_rate")),
+            "team_return": float(np.mean(agent_returns)) if agent_returns else None,
+            "episode_len": finite(runners.get("episode_len_mean"))}
 
 
 def write_line(file: TextIO, record: dict[str, Any]) -> None:
@@ -143,8 +157,28 @@ def write_line(file: TextIO, record: dict[str, Any]) -> None:
     file.flush()
 
 
-def train_run(run: Run, path: Path) -> None:
-    """Subprocess body: train `run` to its env-step budget, writing one JSON line per iteration to `path`."""
+class TrainingBins:
+    """Training-episode win rate and team return, episode-weighted, per `TRAINING_BIN_STEPS` of env steps."""
+
+    def __init__(self) -> None:
+        self.bins: dict[int, dict[str, float]] = {}
+
+    def add(self, env_steps: int, stats: dict[str, Any]) -> None:
+        if not stats["episodes"]:
+            return
+        bin_ = self.bins.setdefault(-(-env_steps // TRAINING_BIN_STEPS) * TRAINING_BIN_STEPS,
+                                    {"episodes": 0, "win_rate": 0.0, "team_return": 0.0})
+        bin_["episodes"] += stats["episodes"]
+        for key in ("win_rate", "team_return"):
+            bin_[key] += stats["episodes"] * (stats[key] or 0.0)
+
+    def rows(self) -> list[dict[str, float]]:
+        return [{"env_steps": end, "episodes": b["episodes"], "win_rate": b["win_rate"] / b["episodes"],
+                 "team_return": b["team_return"] / b["episodes"]} for end, b in sorted(self.bins.items())]
+
+
+def train_run(run: Run, out: Path) -> None:
+    """Subprocess body: train `run` to its budget with greedy evaluations; write `<name>.json` at the end."""
     import ray
     import torch
 
@@ -153,124 +187,258 @@ def train_run(run: Run, path: Path) -> None:
     torch.set_num_threads(1)
     rllib_mag.register()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    partial = out / f"{run.name}.partial.jsonl"
     try:
         start = time.perf_counter()
-        algo = build_algo(run)
-        with path.open("w") as file:
-            write_line(file, {"event": "start", **asdict(run), "build_s": time.perf_counter() - start})
-            env_steps, last_print = 0, -math.inf
-            while env_steps < run.env_steps:
-                iteration_start = time.perf_counter()
+        algo = algorithm_config(run).build_algo()
+        evaluations, training, phase_s = [], TrainingBins(), dict.fromkeys(PHASES, 0.0)
+        env_steps, iterations, learner_updates, last_print = 0, 0, 0, -math.inf
+        with partial.open("w") as progress:
+            write_line(progress, {"event": "start", **run.settings(), "build_s": time.perf_counter() - start})
+            while True:
+                while env_steps >= len(evaluations) * run.eval_every and len(evaluations) * run.eval_every <= run.steps:
+                    eval_start = time.perf_counter()
+                    stats = episode_stats(algo.evaluate()["env_runners"])
+                    evaluations.append({"target_steps": len(evaluations) * run.eval_every, "env_steps": env_steps,
+                                        **stats, "eval_s": time.perf_counter() - eval_start,
+                                        "elapsed_s": time.perf_counter() - start})
+                    write_line(progress, {"event": "evaluation", **evaluations[-1]})
+                if env_steps >= run.steps:
+                    break
                 result = algo.train()
+                iterations += 1
+                env_steps = int(result["num_env_steps_sampled_lifetime"])
+                training.add(env_steps, episode_stats(result.get("env_runners", {})))
+                if run.algo != "ppo":
+                    for phase in PHASES:
+                        phase_s[phase] += finite(result["timers"].get(phase)) or 0.0
+                    learner_updates = int(result["mag"]["num_learner_updates_lifetime"])
                 now = time.perf_counter()
-                row = iteration_row(run, result, now - start, now - iteration_start)
-                write_line(file, row)
-                env_steps = row["env_steps"]
-                if now - last_print >= PROGRESS_EVERY_S or env_steps >= run.env_steps:
+                if now - last_print >= PROGRESS_EVERY_S:
                     last_print = now
-                    print(f"[{run.name}] iter {row['iteration']:4d}  env steps {env_steps:6d}/{run.env_steps}  "
-                          f"win rate {fmt(row['win_rate'], 2)}  team return {fmt(row['team_return'], 2)}  "
-                          f"elapsed {row['elapsed_s']:6.0f} s", flush=True)
-            write_line(file, {"event": "finished", "env_steps": env_steps, "elapsed_s": time.perf_counter() - start})
+                    latest = evaluations[-1]
+                    print(f"[{run.name}] env steps {env_steps:6d}/{run.steps}  greedy win rate "
+                          f"{latest['win_rate'] or 0:.2f} at {latest['target_steps']}  "
+                          f"elapsed {now - start:6.0f} s", flush=True)
+        record = {**run.settings(), "evaluations": evaluations, "training": training.rows(),
+                  "iterations": iterations, "learner_updates": learner_updates, "phase_s": phase_s,
+                  "elapsed_s": time.perf_counter() - start}
         algo.stop()
+        write_result(out / f"{run.name}.json", record)
+        partial.unlink()
     finally:
         ray.shutdown()
 
 
+def write_result(path: Path, record: dict[str, Any]) -> None:
+    """Write `record` to `path` atomically: a reader sees the whole file or none."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
 # ---- orchestration -------------------------------------------------------------------------------------------
-def read_lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
 def is_finished(path: Path, run: Run) -> bool:
     """True if `path` holds a finished run with exactly `run`'s settings."""
-    lines = read_lines(path)
-    if not lines or lines[-1]["event"] != "finished":
+    if not path.exists():
         return False
-    header = lines[0]
-    return all(header.get(key) == value for key, value in json.loads(json.dumps(asdict(run))).items())
+    record = json.loads(path.read_text())
+    return all(record.get(key) == value for key, value in run.settings().items())
 
 
-def run_all(runs: list[Run], out: Path) -> list[str]:
-    """Train every unfinished run in a spawned subprocess, one after another; returns the names of failed runs."""
+def commit(path: Path) -> None:
+    """`git add` + `git commit` of one result file (retried while another git command holds the index)."""
+    for attempt in range(5):
+        add = subprocess.run(["git", "add", str(path)], cwd=REPO, capture_output=True, text=True)
+        done = add.returncode == 0 and subprocess.run(
+            ["git", "commit", "-q", "-m", f"learning curves: {path.stem}", "--", str(path)], cwd=REPO,
+            capture_output=True, text=True).returncode == 0
+        if done:
+            return
+        time.sleep(2 + attempt)
+    print(f"note: could not commit {path}; commit it by hand", flush=True)
+
+
+def run_all(runs: list[Run], out: Path, parallel: int, commit_results: bool) -> list[str]:
+    """Train every unfinished run, `parallel` spawned subprocesses at a time; returns the names of failed runs."""
     out.mkdir(parents=True, exist_ok=True)
     context = multiprocessing.get_context("spawn")
-    failed = []
+    todo = []
     for run in runs:
-        path = out / f"{run.name}.jsonl"
-        if is_finished(path, run):
-            print(f"[{run.name}] already finished in {path}, skipped", flush=True)
-            continue
-        print(f"[{run.name}] starting ({run.env_steps} env steps)", flush=True)
-        process = context.Process(target=train_run, args=(run, path))
-        process.start()
-        process.join()
-        if process.exitcode != 0:
-            print(f"[{run.name}] FAILED (exit code {process.exitcode}); partial curve in {path}", flush=True)
-            failed.append(run.name)
+        if is_finished(out / f"{run.name}.json", run):
+            print(f"[{run.name}] already finished, skipped", flush=True)
+        else:
+            todo.append(run)
+    running: dict[str, tuple[Run, Any]] = {}
+    failed = []
+    while todo or running:
+        while todo and len(running) < parallel:
+            run = todo.pop(0)
+            print(f"[{run.name}] starting ({run.steps} env steps)", flush=True)
+            running[run.name] = (run, context.Process(target=train_run, args=(run, out)))
+            running[run.name][1].start()
+        time.sleep(1.0)
+        for name, (run, process) in list(running.items()):
+            if process.is_alive():
+                continue
+            del running[name]
+            if process.exitcode != 0:
+                print(f"[{name}] FAILED (exit code {process.exitcode}); progress in {name}.partial.jsonl", flush=True)
+                failed.append(name)
+            else:
+                print(f"[{name}] finished", flush=True)
+                if commit_results:
+                    commit(out / f"{name}.json")
     return failed
 
 
-# ---- plots and table -----------------------------------------------------------------------------------------
-def load_finished(out: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Finished runs under `out`, keyed by (map, algo): each a dict with its header and iteration rows."""
-    curves: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for path in sorted(out.glob("*.jsonl")):
-        lines = read_lines(path)
-        if not lines or lines[-1]["event"] != "finished":
-            print(f"note: {path.name} is not finished, left out")
-            continue
-        header = lines[0]
-        rows = [line for line in lines if line["event"] == "iteration"]
-        curves.setdefault((header["map_name"], header["algo"]), []).append({"header": header, "rows": rows})
-    return curves
+# ---- aggregation (rliable) -----------------------------------------------------------------------------------
+def load_results(out: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Finished runs under `out`, keyed by (map, algo), sorted by seed."""
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for path in sorted(out.glob("*.json")):
+        record = json.loads(path.read_text())
+        results.setdefault((record["map_name"], record["algo"]), []).append(record)
+    for records in results.values():
+        records.sort(key=lambda record: record["seed"])
+    return results
 
 
-def windowed(rows: list[dict[str, Any]], key: str, steps: int) -> np.ndarray:
-    """Rows (env steps, mean of `key` over the episodes that finished in the trailing `steps` env steps)."""
-    points = []
-    for end in rows:
-        window = [row for row in rows if end["env_steps"] - steps < row["env_steps"] <= end["env_steps"]
-                  and row["episodes"] and row[key] is not None]
-        if window:
-            weights = [row["episodes"] for row in window]
-            points.append((end["env_steps"], np.average([row[key] for row in window], weights=weights)))
-    return np.array(points, dtype=float).reshape(-1, 2)
+def score_at(record: dict[str, Any], metric: str, target_steps: int) -> float:
+    """The greedy evaluation's `metric` at the evaluation point `target_steps` (NaN if the run has none there)."""
+    for evaluation in record["evaluations"]:
+        if evaluation["target_steps"] == target_steps and evaluation[metric] is not None:
+            return float(evaluation[metric])
+    return float("nan")
 
 
-def on_common_grid(runs: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
-    """The smoothed `key` of every run, interpolated onto the env steps of all runs within the range all cover."""
-    series = [s for s in (windowed(run["rows"], key, SMOOTHING_STEPS) for run in runs) if len(s)]
-    if not series:
-        return np.empty(0), np.empty((0, 0))
-    high = min(s[-1, 0] for s in series)
-    low = min(max(s[0, 0] for s in series), high)  # runs of one iteration may not overlap: then one point
-    grid = np.unique(np.concatenate([s[(s[:, 0] >= low) & (s[:, 0] <= high), 0] for s in series]))
-    return grid, np.stack([np.interp(grid, s[:, 0], s[:, 1]) for s in series])
+def score_matrix(records_by_map: dict[str, list[dict[str, Any]]], metric: str, target_steps: int) -> np.ndarray:
+    """rliable's layout: [runs, tasks], one column per map (runs beyond the fewest seeds of any map dropped)."""
+    seeds = min(len(records) for records in records_by_map.values())
+    return np.array([[score_at(records[run], metric, target_steps) for records in records_by_map.values()]
+                     for run in range(seeds)])
 
 
-def plot_map(map_name: str, by_algo: dict[str, list[dict[str, Any]]], path: Path) -> None:
+def iqm_interval(scores: np.ndarray, reps: int = BOOTSTRAP_REPS, seed: int = 0) -> tuple[float, float, float]:
+    """IQM of a [runs, tasks] score matrix and its 95% stratified-bootstrap CI (rliable)."""
+    from rliable import library, metrics
+
+    np.random.seed(seed)  # rliable's bootstrap draws from NumPy's global generator
+    point, interval = library.get_interval_estimates(
+        {"x": scores}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps)
+    return float(point["x"][0]), float(interval["x"][0, 0]), float(interval["x"][1, 0])
+
+
+def improvement_interval(x: np.ndarray, y: np.ndarray, reps: int = BOOTSTRAP_REPS,
+                         seed: int = 0) -> tuple[float, float, float]:
+    """P(X > Y) (ties count half; mean over tasks) and its 95% stratified-bootstrap CI (rliable)."""
+    from rliable import library, metrics
+
+    np.random.seed(seed)
+    point, interval = library.get_interval_estimates({"xy": (x, y)}, metrics.probability_of_improvement, reps=reps)
+    low, high = np.ravel(interval["xy"])
+    return float(point["xy"]), float(low), float(high)
+
+
+def verdict(probability: tuple[float, float, float]) -> str:
+    """A plain verdict from P(MAG > MAMBA) and its CI: ahead only if the whole interval is above 1/2."""
+    _, low, high = probability
+    if low > 0.5:
+        return "MAG ahead"
+    if high < 0.5:
+        return "MAG behind"
+    return "no clear difference"
+
+
+def report_points(steps: int, eval_every: int) -> list[int]:
+    """The evaluation points at or below a quarter, a half and all of the budget (10k, 20k, 40k by default)."""
+    return sorted({int(steps * fraction) // eval_every * eval_every for fraction in (0.25, 0.5, 1.0)})
+
+
+def aggregate(results: dict[tuple[str, str], list[dict[str, Any]]], points: list[int],
+              reps: int = BOOTSTRAP_REPS) -> list[dict[str, Any]]:
+    """One row per (task, env-step point, metric): IQM [CI] per algorithm and P(MAG > MAMBA) [CI].
+
+    `task` is a map, or "all maps" (stratified over the maps every algorithm has)."""
+    maps = sorted({map_name for map_name, _ in results})
+    algos = [algo for algo in ALGOS if any(key[1] == algo for key in results)]
+    common = [m for m in maps if all((m, algo) in results for algo in algos)]
+    tasks = [(m, [m]) for m in maps] + ([("all maps", common)] if len(common) > 1 else [])
+    rows = []
+    for task, task_maps in tasks:
+        for point in points:
+            for metric in METRICS:
+                row: dict[str, Any] = {"task": task, "env_steps": point, "metric": metric}
+                scores = {}
+                for algo in algos:
+                    by_map = {m: results[(m, algo)] for m in task_maps if (m, algo) in results}
+                    if len(by_map) == len(task_maps):
+                        scores[algo] = score_matrix(by_map, metric, point)
+                        if not np.isnan(scores[algo]).any():
+                            row[algo] = (*iqm_interval(scores[algo], reps), len(scores[algo]))
+                if "mag" in row and "mamba" in row:
+                    row["p_mag_over_mamba"] = improvement_interval(scores["mag"], scores["mamba"], reps)
+                    row["verdict"] = verdict(row["p_mag_over_mamba"])
+                rows.append(row)
+    return rows
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| task | env steps | metric | " + " | ".join(f"{LABELS[a]}: IQM [95% CI] (seeds)" for a in ALGOS)
+             + " | P(MAG > MAMBA) [95% CI] | verdict |", "|---|---:|---|" + "---|" * (len(ALGOS) + 2)]
+    for row in rows:
+        digits = 2 if row["metric"] == "win_rate" else 1
+        cells = [f"{row[a][0]:.{digits}f} [{row[a][1]:.{digits}f}, {row[a][2]:.{digits}f}] ({row[a][3]})"
+                 if a in row else "—" for a in ALGOS]
+        p = row.get("p_mag_over_mamba")
+        cells.append(f"{p[0]:.2f} [{p[1]:.2f}, {p[2]:.2f}]" if p else "—")
+        cells.append(row.get("verdict", "—"))
+        lines.append(f"| {row['task']} | {row['env_steps']} | {METRICS[row['metric']]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def cost_table(results: dict[tuple[str, str], list[dict[str, Any]]]) -> str:
+    """Median wall-clock per run and, for MAG/MAMBA, learner updates and the split of training time by phase."""
+    lines = ["| map | algo | runs | env steps | wall-clock (median) | learner updates | phases (share of wall-clock) |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for (map_name, algo), records in sorted(results.items(), key=lambda kv: (kv[0][0], ALGOS.index(kv[0][1]))):
+        elapsed = statistics.median(record["elapsed_s"] for record in records)
+        if algo == "ppo":
+            updates, split = "—", "—"
+        else:
+            updates = str(statistics.median(record["learner_updates"] for record in records))
+            shares = [statistics.median(r["phase_s"][phase] / r["elapsed_s"] for r in records) for phase in PHASES]
+            split = ", ".join(f"{phase} {100 * share:.0f}%" for phase, share in zip(PHASES, shares))
+        lines.append(f"| {map_name} | {LABELS[algo]} | {len(records)} | {records[0]['steps']} | "
+                     f"{elapsed / 60:.1f} min | {updates} | {split} |")
+    return "\n".join(lines)
+
+
+def plot_map(map_name: str, by_algo: dict[str, list[dict[str, Any]]], path: Path, reps: int = BOOTSTRAP_REPS) -> None:
+    """Greedy win rate and team return vs env steps: IQM over seeds with its 95% bootstrap CI band."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    for ax, (key, label) in zip(axes, (("win_rate", "win rate"), ("team_return", "team episode return"))):
-        for algo, runs in by_algo.items():
-            grid, values = on_common_grid(runs, key)
-            if not len(grid):
+    for ax, (metric, label) in zip(axes, METRICS.items()):
+        for algo, records in by_algo.items():
+            points = sorted({e["target_steps"] for r in records for e in r["evaluations"]})
+            scores = {point: score_matrix({map_name: records}, metric, point) for point in points}
+            estimates = [(point, *iqm_interval(s, reps)) for point, s in scores.items() if not np.isnan(s).any()]
+            if not estimates:
                 continue
-            line, = ax.plot(grid, values.mean(axis=0), marker="o" if len(grid) <= 30 else None, markersize=3,
-                            label=f"{LABELS[algo]}, {len(values)} seed(s)")
-            ax.fill_between(grid, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.2)
+            x, iqm, low, high = np.array(estimates).T
+            line, = ax.plot(x, iqm, marker="o", markersize=3, label=f"{LABELS[algo]}, {len(records)} seeds")
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
         ax.set_xlabel("env steps")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0].set_ylim(-0.02, 1.02)
     axes[0].legend(loc="upper left")
-    fig.suptitle(f"SMAX {map_name}: mean over seeds (min/max shaded) of the episodes finished in the last "
-                 f"{SMOOTHING_STEPS} env steps")
+    episodes = next(iter(by_algo.values()))[0]["eval_episodes"]
+    fig.suptitle(f"SMAX {map_name}: IQM over seeds of {episodes} greedy episodes per point (95% bootstrap CI shaded)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -278,83 +446,55 @@ def plot_map(map_name: str, by_algo: dict[str, list[dict[str, Any]]], path: Path
     print(f"wrote {path}")
 
 
-def final_value(rows: list[dict[str, Any]], key: str) -> float | None:
-    """Mean of `key` over the episodes that finished in the last FINAL_STEPS env steps of a run."""
-    window = [row for row in rows if row["env_steps"] > rows[-1]["env_steps"] - FINAL_STEPS
-              and row["episodes"] and row[key] is not None]
-    if not window:
-        return None
-    return float(np.average([row[key] for row in window], weights=[row["episodes"] for row in window]))
-
-
-def mean_std(values: list[float | None], digits: int) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "n/a"
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
-
-
-def phase_split(runs: list[dict[str, Any]]) -> str:
-    """Median over seeds of the mean seconds per iteration in each phase (first iteration left out)."""
-    per_seed: dict[str, list[float]] = {phase: [] for phase in (*PHASES, "other", "total")}
-    for run in runs:
-        rows = run["rows"][1:] or run["rows"]
-        total = sum(row["iteration_s"] for row in rows)
-        phases = {phase: sum(row["phase_s"][phase] for row in rows) for phase in PHASES}
-        for phase, seconds in {**phases, "other": total - sum(phases.values()), "total": total}.items():
-            per_seed[phase].append(seconds / len(rows))
-    median = {phase: statistics.median(values) for phase, values in per_seed.items()}
-    parts = [f"{phase} {100 * median[phase] / median['total']:.0f}%" for phase in (*PHASES, "other")]
-    return f"{median['total']:.2f} s: " + ", ".join(parts)
-
-
-def summary_table(curves: dict[tuple[str, str], list[dict[str, Any]]]) -> str:
-    lines = ["| map | algo | seeds | env steps | final win rate | final team return | time to budget (median) | "
-             "one iteration (median): mean s, split by phase |", "|---|---|---:|---:|---:|---:|---:|---|"]
-    for (map_name, algo), runs in sorted(curves.items(), key=lambda item: (item[0][0], ALGOS.index(item[0][1]))):
-        budget = runs[0]["header"]["env_steps"]
-        time_s = statistics.median(run["rows"][-1]["elapsed_s"] for run in runs)
-        split = phase_split(runs) if algo != "ppo" else "—"
-        lines.append(f"| {map_name} | {LABELS[algo]} | {len(runs)} | {budget} | "
-                     f"{mean_std([final_value(run['rows'], 'win_rate') for run in runs], 2)} | "
-                     f"{mean_std([final_value(run['rows'], 'team_return') for run in runs], 1)} | "
-                     f"{time_s / 60:.1f} min | {split} |")
-    return "\n".join(lines)
-
-
-def report(out: Path, plot_dir: Path) -> None:
-    curves = load_finished(out)
-    if not curves:
+def report(out: Path, plot_dir: Path, reps: int = BOOTSTRAP_REPS) -> list[dict[str, Any]]:
+    results = load_results(out)
+    if not results:
         print(f"no finished runs under {out}")
-        return
-    for map_name in sorted({map_name for map_name, _ in curves}):
-        by_algo = {algo: curves[(map_name, algo)] for algo in ALGOS if (map_name, algo) in curves}
-        plot_map(map_name, by_algo, plot_dir / f"learning_curves_{map_name}.png")
+        return []
+    for map_name in sorted({map_name for map_name, _ in results}):
+        by_algo = {algo: results[(map_name, algo)] for algo in ALGOS if (map_name, algo) in results}
+        plot_map(map_name, by_algo, plot_dir / f"learning_curves_{map_name}.png", reps)
+    longest = max((record for records in results.values() for record in records), key=lambda r: r["steps"])
+    rows = aggregate(results, report_points(longest["steps"], longest["eval_every"]), reps)
     print()
-    print(summary_table(curves))
-    print(f"\nFinal: per seed, the mean over the episodes of the last {FINAL_STEPS} env steps; then mean ± std over "
-          "seeds. Team return: the return of the one team reward (PPO's episode_return_mean is N times it). "
-          "Time to budget includes building the algorithm. Iteration split: MAG's timers summed per iteration, "
-          "mean over iterations after the first, median over seeds; other = the rest of train().")
+    print(markdown_table(rows))
+    print()
+    print(cost_table(results))
+    print(f"\nIQM: the mean of the middle 50% of runs (rliable, stratified bootstrap over runs within each map, "
+          f"{reps} resamples). Verdict: 'MAG ahead' only if the whole 95% CI of P(MAG > MAMBA) lies above "
+          "0.5, 'MAG behind' if below, else 'no clear difference'.")
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--maps", nargs="+", default=["2s3z", "3s_vs_3z"])
+    parser.add_argument("--maps", nargs="+", default=["3s_vs_3z", "2s3z", "3s_vs_4z"])
     parser.add_argument("--algos", nargs="+", choices=ALGOS, default=list(ALGOS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--env-steps", type=int, default=20_000, help="env-step budget of every run")
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "learning_curves",
-                        help="directory of the per-run JSON-lines files")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 per (map, algorithm)")
+    parser.add_argument("--steps", type=int, default=40_000, help="env-step budget of every run")
+    parser.add_argument("--eval-every", type=int, default=2_000, help="env steps between greedy evaluations")
+    parser.add_argument("--eval-episodes", type=int, default=32, help="greedy episodes per evaluation")
+    parser.add_argument("--parallel", type=int, default=2, help="runs at a time (one torch thread each)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="directory of the per-run result files")
     parser.add_argument("--plot-dir", type=Path, default=REPO / "docs" / "img")
     parser.add_argument("--mag-config", type=json.loads, default={},
-                        help='JSON dict of MAG/MAMBA config keys to override, e.g. \'{"policy_rounds": 4}\'')
-    parser.add_argument("--plot-only", action="store_true", help="only rebuild plots and table from --out")
+                        help='JSON dict of MAG/MAMBA config keys to override, e.g. \'{"training_ratio": 0.01}\'')
+    parser.add_argument("--reps", type=int, default=BOOTSTRAP_REPS, help="bootstrap resamples per interval")
+    parser.add_argument("--commit", action="store_true", help="git-commit each result file as its run finishes")
+    parser.add_argument("--plot-only", action="store_true", help="only rebuild plots and tables from --out")
     args = parser.parse_args()
-
-    failed = [] if args.plot_only else run_all(make_runs(args), args.out)
-    report(args.out, args.plot_dir)
+    for value, name in ((args.seeds, "--seeds"), (args.steps, "--steps"), (args.eval_every, "--eval-every"),
+                        (args.eval_episodes, "--eval-episodes"), (args.parallel, "--parallel"), (args.reps, "--reps")):
+        if value < 1:
+            parser.error(f"{name} must be a positive integer, got {value}")
+    if not args.plot_only:
+        runs = make_runs(args.maps, args.algos, args.seeds, args.steps, args.eval_every, args.eval_episodes,
+                         args.mag_config)
+        check_configs(runs)
+        failed = run_all(runs, args.out, args.parallel, args.commit)
+    else:
+        failed = []
+    report(args.out, args.plot_dir, args.reps)
     if failed:
         raise SystemExit(f"failed runs: {', '.join(failed)}")
 

@@ -1,0 +1,137 @@
+"""benchmarks/learning_curves.py: result files, skipping finished runs, and the rliable aggregate."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "learning_curves.py"
+
+
+def load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def curves():
+    return load(SCRIPT)
+
+
+def fake_result(curves, algo: str, map_name: str, seed: int, win_rates: list[float], eval_every: int = 10):
+    """A result file's record with the given greedy win rate at 0, eval_every, 2 x eval_every, ..."""
+    steps = eval_every * (len(win_rates) - 1)
+    (run,) = [r for r in curves.make_runs([map_name], [algo], seed + 1, steps, eval_every, 4, {}) if r.seed == seed]
+    evaluations = [{"target_steps": i * eval_every, "env_steps": i * eval_every + 3, "episodes": 4,
+                    "win_rate": w, "team_return": 10 * w, "episode_len": 30.0} for i, w in enumerate(win_rates)]
+    return run, {**run.settings(), "evaluations": evaluations, "training": [], "iterations": 5,
+                 "learner_updates": 2, "phase_s": dict.fromkeys(curves.PHASES, 1.0), "elapsed_s": 60.0}
+
+
+def test_result_files_are_written_whole_and_checked_against_the_run_settings(curves, tmp_path):
+    run, record = fake_result(curves, "mag", "3s_vs_3z", 0, [0.0, 0.5])
+    path = tmp_path / f"{run.name}.json"
+    assert not curves.is_finished(path, run)
+    curves.write_result(path, record)
+    assert curves.is_finished(path, run) and [p.name for p in tmp_path.iterdir()] == [path.name]
+    other, _ = fake_result(curves, "mag", "3s_vs_3z", 0, [0.0, 0.5, 0.5])  # another budget
+    assert not curves.is_finished(path, other)
+    changed = curves.make_runs(["3s_vs_3z"], ["mag"], 1, run.steps, run.eval_every, run.eval_episodes,
+                               {"training_ratio": 0.5})[0]
+    assert not curves.is_finished(path, changed)
+
+
+def test_iqm_is_the_mean_of_the_middle_half_and_the_interval_brackets_it(curves):
+    scores = np.array([[0.0], [0.2], [0.4], [0.9], [1.0]])
+    iqm, low, high = curves.iqm_interval(scores)
+    assert iqm == pytest.approx(stats.trim_mean(scores.ravel(), 0.25)) == pytest.approx(0.5)
+    assert 0.0 <= low < iqm < high <= 1.0
+    assert curves.iqm_interval(np.full((5, 2), 0.3)) == pytest.approx((0.3, 0.3, 0.3))
+
+
+@pytest.mark.parametrize("mag, mamba, expected, verdict", [
+    ([0.6, 0.7, 0.8, 0.9, 1.0], [0.0, 0.1, 0.2, 0.3, 0.4], 1.0, "MAG ahead"),
+    ([0.0, 0.1, 0.2, 0.3, 0.4], [0.6, 0.7, 0.8, 0.9, 1.0], 0.0, "MAG behind"),
+    ([0.5] * 5, [0.5] * 5, 0.5, "no clear difference"),  # ties count half
+])
+def test_probability_of_improvement_and_verdict(curves, mag, mamba, expected, verdict):
+    p = curves.improvement_interval(np.array(mag)[:, None], np.array(mamba)[:, None])
+    assert p[0] == pytest.approx(expected) and p[1] <= p[0] <= p[2]
+    assert curves.verdict(p) == verdict
+
+
+def test_aggregate_rows_per_map_and_over_maps_and_the_report_plots(curves, tmp_path):
+    rng = np.random.default_rng(0)
+    for map_name in ("3s_vs_3z", "2s3z"):
+        for algo, level in (("mag", 0.8), ("mamba", 0.2), ("ppo", 0.0)):
+            for seed in range(5):
+                run, record = fake_result(curves, algo, map_name, seed,
+                                          [0.0, *np.clip(level + 0.1 * rng.standard_normal(4), 0, 1)])
+                curves.write_result(tmp_path / f"{run.name}.json", record)
+    (tmp_path / "mag_2s3z_seed9.partial.jsonl").write_text('{"event": "start"}\n')  # a run cut off: ignored
+    results = curves.load_results(tmp_path)
+    assert sorted(results) == [(m, a) for m in ("2s3z", "3s_vs_3z") for a in ("mag", "mamba", "ppo")]
+    assert all([r["seed"] for r in records] == list(range(5)) for records in results.values())
+    assert curves.report_points(40_000, 2_000) == [10_000, 20_000, 40_000]
+    assert curves.report_points(40, 10) == [10, 20, 40]
+
+    rows = curves.aggregate(results, [0, 40], reps=300)
+    assert {(r["task"], r["env_steps"], r["metric"]) for r in rows} == {
+        (task, point, metric) for task in ("2s3z", "3s_vs_3z", "all maps") for point in (0, 40)
+        for metric in ("win_rate", "team_return")}
+    by_key = {(r["task"], r["env_steps"], r["metric"]): r for r in rows}
+    final = by_key[("3s_vs_3z", 40, "win_rate")]
+    mag_scores = [curves.score_at(record, "win_rate", 40) for record in results[("3s_vs_3z", "mag")]]
+    assert final["mag"][0] == pytest.approx(stats.trim_mean(mag_scores, 0.25)) and final["mag"][3] == 5
+    assert final["verdict"] == "MAG ahead" and by_key[("all maps", 40, "win_rate")]["verdict"] == "MAG ahead"
+    assert by_key[("all maps", 0, "win_rate")]["p_mag_over_mamba"][0] == pytest.approx(0.5)  # all start at 0
+    assert by_key[("2s3z", 40, "team_return")]["mamba"][0] == pytest.approx(
+        10 * stats.trim_mean([curves.score_at(r, "win_rate", 40) for r in results[("2s3z", "mamba")]], 0.25))
+    table = curves.markdown_table(rows)
+    assert table.count("\n") == len(rows) + 1 and "| all maps | 40 | greedy win rate |" in table
+
+    script = subprocess.run([sys.executable, str(SCRIPT), "--plot-only", "--out", str(tmp_path), "--plot-dir",
+                             str(tmp_path / "img"), "--reps", "100"], capture_output=True, text=True, timeout=300)
+    assert script.returncode == 0, script.stderr[-3000:]
+    assert "MAG ahead" in script.stdout and "| 2s3z | MAG | 5 | 40 | 1.0 min | 2 |" in script.stdout
+    for map_name in ("3s_vs_3z", "2s3z"):
+        assert (tmp_path / "img" / f"learning_curves_{map_name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_tiny_run_writes_its_evaluations_and_a_rerun_skips_it(tmp_path):
+    tiny = {**load(REPO / "tests" / "algorithm" / "mag_tiny.py").TINY, "num_model_rollout_actors": 0,
+            "training_ratio": 0.05}
+    del tiny["env_config"]  # the map comes from --maps
+    command = [sys.executable, str(SCRIPT), "--maps", "3s_vs_3z", "--algos", "mag", "--seeds", "1", "--steps",
+               "120", "--eval-every", "60", "--eval-episodes", "2", "--out", str(tmp_path),
+               "--plot-dir", str(tmp_path / "img"), "--reps", "100", "--mag-config", json.dumps(tiny)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    record = json.loads((tmp_path / "mag_3s_vs_3z_seed0.json").read_text())
+    assert [e["target_steps"] for e in record["evaluations"]] == [0, 60, 120]
+    assert [e["episodes"] for e in record["evaluations"]] == [2, 2, 2]
+    assert [e["env_steps"] for e in record["evaluations"]][0] == 0
+    assert all(e["env_steps"] >= e["target_steps"] for e in record["evaluations"])
+    assert record["learner_updates"] >= 1 and record["config"]["training_ratio"] == 0.05
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img", "mag_3s_vs_3z_seed0.json"]  # no partial file
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "already finished, skipped" in again.stdout
+
+
+def test_bad_arguments_fail_before_any_run(tmp_path):
+    for extra, message in ((["--seeds", "0"], "--seeds must be a positive integer"),
+                           (["--maps", "3s_vs_3zz"], "3s_vs_3z"),
+                           (["--mag-config", '{"planning_horizon": 3}'], "planning_horizon_H")):
+        proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path), *extra], capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode != 0 and message in proc.stderr, (extra, proc.stderr[-2000:])
+        assert not list(tmp_path.iterdir())
