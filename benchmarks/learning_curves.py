@@ -247,9 +247,9 @@ def is_finished(path: Path, run: Run) -> bool:
 
 
 def commit(path: Path) -> None:
-    """`git add` + `git commit` of one result file (retried while another git command holds the index)."""
+    """`git add -f` (results/ is git-ignored) + `git commit` of one result file (retried while git is busy)."""
     for attempt in range(5):
-        add = subprocess.run(["git", "add", str(path)], cwd=REPO, capture_output=True, text=True)
+        add = subprocess.run(["git", "add", "-f", str(path)], cwd=REPO, capture_output=True, text=True)
         done = add.returncode == 0 and subprocess.run(
             ["git", "commit", "-q", "-m", f"learning curves: {path.stem}", "--", str(path)], cwd=REPO,
             capture_output=True, text=True).returncode == 0
