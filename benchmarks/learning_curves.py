@@ -340,9 +340,12 @@ def improvement_interval(x: np.ndarray, y: np.ndarray, reps: int = BOOTSTRAP_REP
     return float(point["xy"]), float(low), float(high)
 
 
-def verdict(probability: tuple[float, float, float]) -> str:
-    """A plain verdict from P(MAG > MAMBA) and its CI: ahead only if the whole interval is above 1/2."""
+def verdict(probability: tuple[float, float, float], seeds: int) -> str:
+    """A plain verdict from P(MAG > MAMBA) and its CI: ahead only if the whole interval is above 1/2. With one
+    seed per algorithm the bootstrap has nothing to resample (a zero-width interval): no verdict."""
     _, low, high = probability
+    if seeds < 2:
+        return "one seed: no verdict"
     if low > 0.5:
         return "MAG ahead"
     if high < 0.5:
@@ -378,7 +381,7 @@ def aggregate(results: dict[tuple[str, str], list[dict[str, Any]]], points: list
                             row[algo] = (*iqm_interval(scores[algo], reps), len(scores[algo]))
                 if "mag" in row and "mamba" in row:
                     row["p_mag_over_mamba"] = improvement_interval(scores["mag"], scores["mamba"], reps)
-                    row["verdict"] = verdict(row["p_mag_over_mamba"])
+                    row["verdict"] = verdict(row["p_mag_over_mamba"], min(len(scores["mag"]), len(scores["mamba"])))
                 rows.append(row)
     return rows
 

@@ -66,7 +66,8 @@ def test_iqm_is_the_mean_of_the_middle_half_and_the_interval_brackets_it(curves)
 def test_probability_of_improvement_and_verdict(curves, mag, mamba, expected, verdict):
     p = curves.improvement_interval(np.array(mag)[:, None], np.array(mamba)[:, None])
     assert p[0] == pytest.approx(expected) and p[1] <= p[0] <= p[2]
-    assert curves.verdict(p) == verdict
+    assert curves.verdict(p, seeds=5) == verdict
+    assert curves.verdict(p, seeds=1) == "one seed: no verdict"
 
 
 def test_aggregate_rows_per_map_and_over_maps_and_the_report_plots(curves, tmp_path):
