@@ -63,7 +63,7 @@ MAG_SCHEDULE: dict[str, Any] = {
     "world_model_preset": "small", "world_model_train_steps": 20, "model_reward_train_steps": 20,
     "batch_size_B": 16, "batch_length_T": 20, "warmup_steps": 500, "imagination_starts_M": 720,
     "rollout_length_k": 15, "planning_horizon_H": 6, "planning_candidates_L": 4, "policy_rounds": 1,
-    "ppo_minibatch_size": 2000, "episodes_per_iteration": 1, "training_ratio": 1 / 150,
+    "ppo_minibatch_size": 2000, "episodes_per_iteration": 1, "training_ratio": 1 / 100,
     "num_env_runners": 0, "num_model_rollout_actors": 0,
 }
 #: PPO: tuned_examples/ppo_smax_2s3z.yaml with a local env runner (20 iterations per 40k env steps).
@@ -103,15 +103,18 @@ class Run:
 
 def make_runs(maps: list[str], algos: list[str], seeds: int, steps: int, eval_every: int, eval_episodes: int,
               mag_overrides: dict[str, Any]) -> list[Run]:
+    """Every (map, seed, algorithm) run, seed by seed within a map, so a study cut short holds every algorithm
+    on the same seeds."""
     runs = []
     for map_name in maps:
-        for algo in algos:
-            if algo == "ppo":
-                config = {**PPO_CONFIG, "env_config": {"map_name": map_name, "invalid_actions": "replace"}}
-            else:
-                config = {**MAG_SCHEDULE, **mag_overrides, "mode": algo, "env_config": {"map_name": map_name}}
-            config.update(evaluation_config(eval_episodes))
-            runs += [Run(algo, map_name, seed, steps, eval_every, eval_episodes, config) for seed in range(seeds)]
+        for seed in range(seeds):
+            for algo in algos:
+                if algo == "ppo":
+                    config = {**PPO_CONFIG, "env_config": {"map_name": map_name, "invalid_actions": "replace"}}
+                else:
+                    config = {**MAG_SCHEDULE, **mag_overrides, "mode": algo, "env_config": {"map_name": map_name}}
+                config.update(evaluation_config(eval_episodes))
+                runs.append(Run(algo, map_name, seed, steps, eval_every, eval_episodes, config))
     return runs
 
 
@@ -259,8 +262,13 @@ def commit(path: Path) -> None:
     print(f"note: could not commit {path}; commit it by hand", flush=True)
 
 
-def run_all(runs: list[Run], out: Path, parallel: int, commit_results: bool) -> list[str]:
-    """Train every unfinished run, `parallel` spawned subprocesses at a time; returns the names of failed runs."""
+def run_all(runs: list[Run], out: Path, parallel: int, commit_results: bool,
+            start_until_s: float = math.inf) -> list[str]:
+    """Train every unfinished run, `parallel` spawned subprocesses at a time; returns the names of failed runs.
+
+    No run starts later than `start_until_s` seconds after the call (runs already going are finished), so a
+    sitting can end with nothing lost."""
+    started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     context = multiprocessing.get_context("spawn")
     todo = []
@@ -272,6 +280,10 @@ def run_all(runs: list[Run], out: Path, parallel: int, commit_results: bool) -> 
     running: dict[str, tuple[Run, Any]] = {}
     failed = []
     while todo or running:
+        if todo and time.monotonic() - started >= start_until_s:
+            print(f"time limit reached: {len(todo)} runs not started ({', '.join(run.name for run in todo)}); "
+                  "rerun the same command to go on", flush=True)
+            todo = []
         while todo and len(running) < parallel:
             run = todo.pop(0)
             print(f"[{run.name}] starting ({run.steps} env steps)", flush=True)
@@ -485,16 +497,20 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=BOOTSTRAP_REPS, help="bootstrap resamples per interval")
     parser.add_argument("--commit", action="store_true", help="git-commit each result file as its run finishes")
     parser.add_argument("--plot-only", action="store_true", help="only rebuild plots and tables from --out")
+    parser.add_argument("--start-until", type=float, default=math.inf, metavar="MINUTES",
+                        help="start no run after this many minutes (runs going are finished; rerun to go on)")
     args = parser.parse_args()
     for value, name in ((args.seeds, "--seeds"), (args.steps, "--steps"), (args.eval_every, "--eval-every"),
                         (args.eval_episodes, "--eval-episodes"), (args.parallel, "--parallel"), (args.reps, "--reps")):
         if value < 1:
             parser.error(f"{name} must be a positive integer, got {value}")
+    if not args.start_until >= 0:
+        parser.error(f"--start-until must be a number of minutes >= 0, got {args.start_until}")
     if not args.plot_only:
         runs = make_runs(args.maps, args.algos, args.seeds, args.steps, args.eval_every, args.eval_episodes,
                          args.mag_config)
         check_configs(runs)
-        failed = run_all(runs, args.out, args.parallel, args.commit)
+        failed = run_all(runs, args.out, args.parallel, args.commit, 60.0 * args.start_until)
     else:
         failed = []
     report(args.out, args.plot_dir, args.reps)

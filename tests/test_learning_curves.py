@@ -50,6 +50,16 @@ def test_result_files_are_written_whole_and_checked_against_the_run_settings(cur
     assert not curves.is_finished(path, changed)
 
 
+def test_runs_go_seed_by_seed_and_none_starts_after_the_time_limit(curves, tmp_path, capsys):
+    runs = curves.make_runs(["3s_vs_3z", "2s3z"], ["mag", "mamba", "ppo"], 2, 40, 20, 4, {})
+    assert [run.name for run in runs[:6]] == [f"{algo}_3s_vs_3z_seed{seed}" for seed in (0, 1)
+                                             for algo in ("mag", "mamba", "ppo")]
+    assert [run.map_name for run in runs] == ["3s_vs_3z"] * 6 + ["2s3z"] * 6
+    assert curves.run_all(runs, tmp_path, 2, False, start_until_s=0.0) == []
+    assert "time limit reached: 12 runs not started (mag_3s_vs_3z_seed0, mamba_3s_vs_3z_seed0" in capsys.readouterr().out
+    assert not list(tmp_path.iterdir())
+
+
 def test_iqm_is_the_mean_of_the_middle_half_and_the_interval_brackets_it(curves):
     scores = np.array([[0.0], [0.2], [0.4], [0.9], [1.0]])
     iqm, low, high = curves.iqm_interval(scores)
@@ -131,7 +141,8 @@ def test_a_tiny_run_writes_its_evaluations_and_a_rerun_skips_it(tmp_path):
 def test_bad_arguments_fail_before_any_run(tmp_path):
     for extra, message in ((["--seeds", "0"], "--seeds must be a positive integer"),
                            (["--maps", "3s_vs_3zz"], "3s_vs_3z"),
-                           (["--mag-config", '{"planning_horizon": 3}'], "planning_horizon_H")):
+                           (["--mag-config", '{"planning_horizon": 3}'], "planning_horizon_H"),
+                           (["--start-until", "-1"], "--start-until must be a number of minutes >= 0")):
         proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path), *extra], capture_output=True,
                               text=True, timeout=300)
         assert proc.returncode != 0 and message in proc.stderr, (extra, proc.stderr[-2000:])
