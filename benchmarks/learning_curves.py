@@ -54,6 +54,7 @@ METRICS = {"win_rate": "greedy win rate", "team_return": "greedy team return"}
 PHASES = ("sample", "model_training", "imagination", "policy_training", "sync_weights")
 TRAINING_BIN_STEPS = 1_000  # training-episode stats are kept per bin of env steps (the file stays small)
 BOOTSTRAP_REPS = 2_000
+PROFILE_TAUS = np.linspace(0.0, 1.0, 21)  # win-rate thresholds of the performance profiles
 PROGRESS_EVERY_S = 60.0
 
 #: MAG and MAMBA (YAML key names): the `small` preset, one learner update per `1 / training_ratio` env steps of
@@ -352,6 +353,17 @@ def improvement_interval(x: np.ndarray, y: np.ndarray, reps: int = BOOTSTRAP_REP
     return float(point["xy"]), float(low), float(high)
 
 
+def win_rate_profile(scores: np.ndarray, reps: int = BOOTSTRAP_REPS,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Performance profile (rliable): the fraction of runs of a [runs, tasks] matrix whose score exceeds each of
+    `PROFILE_TAUS`, and its 95% stratified-bootstrap CI ([2, taus])."""
+    from rliable import library
+
+    np.random.seed(seed)
+    profiles, intervals = library.create_performance_profile({"x": scores}, PROFILE_TAUS, reps=reps)
+    return profiles["x"], intervals["x"]
+
+
 def verdict(probability: tuple[float, float, float], seeds: int) -> str:
     """A plain verdict from P(MAG > MAMBA) and its CI: ahead only if the whole interval is above 1/2. With one
     seed per algorithm the bootstrap has nothing to resample (a zero-width interval): no verdict."""
@@ -429,6 +441,17 @@ def cost_table(results: dict[tuple[str, str], list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def save_figure(fig: Any, path: Path, title: str) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
 def plot_map(map_name: str, by_algo: dict[str, list[dict[str, Any]]], path: Path, reps: int = BOOTSTRAP_REPS) -> None:
     """Greedy win rate and team return vs env steps: IQM over seeds with its 95% bootstrap CI band."""
     import matplotlib
@@ -453,12 +476,38 @@ def plot_map(map_name: str, by_algo: dict[str, list[dict[str, Any]]], path: Path
     axes[0].set_ylim(-0.02, 1.02)
     axes[0].legend(loc="upper left")
     episodes = next(iter(by_algo.values()))[0]["eval_episodes"]
-    fig.suptitle(f"SMAX {map_name}: IQM over seeds of {episodes} greedy episodes per point (95% bootstrap CI shaded)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"wrote {path}")
+    save_figure(fig, path, f"SMAX {map_name}: IQM over seeds of {episodes} greedy episodes per point "
+                "(95% bootstrap CI shaded)")
+
+
+def plot_profiles(results: dict[tuple[str, str], list[dict[str, Any]]], points: list[int], path: Path,
+                  reps: int = BOOTSTRAP_REPS) -> None:
+    """Performance profiles of the greedy win rate over every run on the maps all algorithms have, one panel per
+    env-step point (rliable's plot, 95% CI shaded)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rliable import plot_utils
+
+    algos = [algo for algo in ALGOS if any(key[1] == algo for key in results)]
+    maps = sorted(m for m in {m for m, _ in results} if all((m, algo) in results for algo in algos))
+    fig, axes = plt.subplots(1, len(points), figsize=(4.5 * len(points), 4), squeeze=False)
+    for ax, point in zip(axes[0], points):
+        profiles, intervals = {}, {}
+        for algo in algos:
+            scores = score_matrix({m: results[(m, algo)] for m in maps}, "win_rate", point)
+            if not np.isnan(scores).any():
+                profiles[LABELS[algo]], intervals[LABELS[algo]] = win_rate_profile(scores, reps)
+        plot_utils.plot_performance_profiles(
+            profiles, PROFILE_TAUS, performance_profile_cis=intervals, ax=ax,
+            colors={LABELS[algo]: f"C{i}" for i, algo in enumerate(ALGOS)}, xlabel=r"greedy win rate $\tau$",
+            ylabel=r"fraction of runs with win rate $> \tau$" if point == points[0] else "",
+            labelsize="medium", ticklabelsize="small")
+        ax.set_title(f"{point} env steps", fontsize="medium")
+    axes[0][0].legend(loc="upper right", fontsize="small")
+    seeds = min(len(results[(m, algo)]) for m in maps for algo in algos)
+    save_figure(fig, path, f"Performance profiles over {', '.join(maps)} ({seeds} seeds per map and algorithm)")
 
 
 def report(out: Path, plot_dir: Path, reps: int = BOOTSTRAP_REPS) -> list[dict[str, Any]]:
@@ -470,7 +519,9 @@ def report(out: Path, plot_dir: Path, reps: int = BOOTSTRAP_REPS) -> list[dict[s
         by_algo = {algo: results[(map_name, algo)] for algo in ALGOS if (map_name, algo) in results}
         plot_map(map_name, by_algo, plot_dir / f"learning_curves_{map_name}.png", reps)
     longest = max((record for records in results.values() for record in records), key=lambda r: r["steps"])
-    rows = aggregate(results, report_points(longest["steps"], longest["eval_every"]), reps)
+    points = report_points(longest["steps"], longest["eval_every"])
+    plot_profiles(results, points, plot_dir / "learning_curves_profiles.png", reps)
+    rows = aggregate(results, points, reps)
     print()
     print(markdown_table(rows))
     print()

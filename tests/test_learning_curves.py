@@ -114,8 +114,17 @@ def test_aggregate_rows_per_map_and_over_maps_and_the_report_plots(curves, tmp_p
                              str(tmp_path / "img"), "--reps", "100"], capture_output=True, text=True, timeout=300)
     assert script.returncode == 0, script.stderr[-3000:]
     assert "MAG ahead" in script.stdout and "| 2s3z | MAG | 5 | 40 | 1.0 min | 2 |" in script.stdout
-    for map_name in ("3s_vs_3z", "2s3z"):
-        assert (tmp_path / "img" / f"learning_curves_{map_name}.png").read_bytes()[:4] == b"\x89PNG"
+    for name in ("3s_vs_3z", "2s3z", "profiles"):
+        assert (tmp_path / "img" / f"learning_curves_{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_performance_profile_is_the_fraction_of_runs_above_each_threshold(curves):
+    scores = np.array([[0.0, 0.3], [0.5, 0.55], [1.0, 0.95], [0.2, 0.8]])  # 4 seeds x 2 maps
+    profile, interval = curves.win_rate_profile(scores, reps=200)
+    expected = [(scores > tau).mean() for tau in curves.PROFILE_TAUS]
+    assert profile == pytest.approx(expected) and profile[0] == pytest.approx(7 / 8) and profile[-1] == 0.0
+    assert interval.shape == (2, len(curves.PROFILE_TAUS))
+    assert np.all(interval[0] <= profile + 1e-12) and np.all(profile <= interval[1] + 1e-12)
 
 
 def test_a_tiny_run_writes_its_evaluations_and_a_rerun_skips_it(tmp_path):
