@@ -1,6 +1,5 @@
 """benchmarks/learning_curves.py: result files, skipping finished runs, and the rliable aggregate."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -10,21 +9,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from script_modules import load_module
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "learning_curves.py"
-
-
-def load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def curves():
-    return load(SCRIPT)
 
 
 def fake_result(curves, algo: str, map_name: str, seed: int, win_rates: list[float], eval_every: int = 10):
@@ -128,7 +116,7 @@ def test_the_performance_profile_is_the_fraction_of_runs_above_each_threshold(cu
 
 
 def test_a_tiny_run_writes_its_evaluations_and_a_rerun_skips_it(tmp_path):
-    tiny = {**load(REPO / "tests" / "algorithm" / "mag_tiny.py").TINY, "num_model_rollout_actors": 0,
+    tiny = {**load_module(REPO / "tests" / "algorithm" / "mag_tiny.py").TINY, "num_model_rollout_actors": 0,
             "training_ratio": 0.05}
     del tiny["env_config"]  # the map comes from --maps
     command = [sys.executable, str(SCRIPT), "--maps", "3s_vs_3z", "--algos", "mag", "--seeds", "1", "--steps",

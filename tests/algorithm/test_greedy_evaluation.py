@@ -5,34 +5,20 @@ Its episodes must never enter D_e, it must not advance the training env-step cou
 `tests/evaluation/test_evaluate.py`).
 """
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from mag_tiny import tiny_config
 
-REPO = Path(__file__).resolve().parents[2]
 EPISODES = 3
-
-
-def benchmark_module():
-    spec = importlib.util.spec_from_file_location("learning_curves", REPO / "benchmarks" / "learning_curves.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def lifetime_env_steps(algo) -> float:
     return algo.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
 
 
-def test_mag_greedy_evaluation_leaves_d_e_and_the_env_step_counter_alone(ray_local):
-    curves = benchmark_module()
+def test_mag_greedy_evaluation_leaves_d_e_and_the_env_step_counter_alone(ray_local, curves):
     algo = tiny_config(num_model_rollout_actors=0).update_from_dict(curves.evaluation_config(EPISODES)).build_algo()
     try:
         assert set(algo.eval_env_runner_group.foreach_env_runner(lambda runner: runner.config.explore)) == {False}
@@ -61,10 +47,9 @@ def test_mag_greedy_evaluation_leaves_d_e_and_the_env_step_counter_alone(ray_loc
         algo.stop()
 
 
-def test_ppo_greedy_evaluation_does_not_advance_the_env_step_counter(ray_local):
+def test_ppo_greedy_evaluation_does_not_advance_the_env_step_counter(ray_local, curves):
     from rllib_mag import MaskedPPOConfig
 
-    curves = benchmark_module()
     config = {**curves.PPO_CONFIG, "train_batch_size_per_learner": 200, "minibatch_size": 100, "num_epochs": 1,
               "env_config": {"map_name": "3s_vs_3z", "invalid_actions": "replace"},
               **curves.evaluation_config(EPISODES)}
