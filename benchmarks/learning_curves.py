@@ -162,23 +162,27 @@ def write_line(file: TextIO, record: dict[str, Any]) -> None:
 
 
 class TrainingBins:
-    """Training-episode win rate and team return, episode-weighted, per `TRAINING_BIN_STEPS` of env steps."""
+    """Training-episode win rate and team return, episode-weighted, per `TRAINING_BIN_STEPS` of env steps (a
+    metric the result lacks is left out of its bin's mean, not counted as 0)."""
 
     def __init__(self) -> None:
-        self.bins: dict[int, dict[str, float]] = {}
+        self.bins: dict[int, dict[str, list[float]]] = {}
 
     def add(self, env_steps: int, stats: dict[str, Any]) -> None:
         if not stats["episodes"]:
             return
-        bin_ = self.bins.setdefault(-(-env_steps // TRAINING_BIN_STEPS) * TRAINING_BIN_STEPS,
-                                    {"episodes": 0, "win_rate": 0.0, "team_return": 0.0})
-        bin_["episodes"] += stats["episodes"]
+        end = -(-env_steps // TRAINING_BIN_STEPS) * TRAINING_BIN_STEPS
+        bin_ = self.bins.setdefault(end, {key: [0.0, 0.0] for key in ("episodes", "win_rate", "team_return")})
+        bin_["episodes"][0] += stats["episodes"]
         for key in ("win_rate", "team_return"):
-            bin_[key] += stats["episodes"] * (stats[key] or 0.0)
+            if stats[key] is not None:
+                bin_[key][0] += stats["episodes"] * stats[key]
+                bin_[key][1] += stats["episodes"]
 
-    def rows(self) -> list[dict[str, float]]:
-        return [{"env_steps": end, "episodes": b["episodes"], "win_rate": b["win_rate"] / b["episodes"],
-                 "team_return": b["team_return"] / b["episodes"]} for end, b in sorted(self.bins.items())]
+    def rows(self) -> list[dict[str, Any]]:
+        return [{"env_steps": end, "episodes": int(b["episodes"][0]),
+                 **{key: b[key][0] / b[key][1] if b[key][1] else None for key in ("win_rate", "team_return")}}
+                for end, b in sorted(self.bins.items())]
 
 
 def train_run(run: Run, out: Path) -> None:

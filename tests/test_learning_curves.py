@@ -48,6 +48,16 @@ def test_runs_go_seed_by_seed_and_none_starts_after_the_time_limit(curves, tmp_p
     assert not list(tmp_path.iterdir())
 
 
+def test_training_bins_weight_by_episodes_and_leave_out_missing_metrics(curves):
+    bins = curves.TrainingBins()
+    bins.add(400, {"episodes": 1, "win_rate": 1.0, "team_return": 20.0})
+    bins.add(900, {"episodes": 3, "win_rate": 0.0, "team_return": None})
+    bins.add(1001, {"episodes": 2, "win_rate": None, "team_return": 5.0})
+    bins.add(1500, {"episodes": 0, "win_rate": None, "team_return": None})
+    assert bins.rows() == [{"env_steps": 1000, "episodes": 4, "win_rate": 0.25, "team_return": 20.0},
+                           {"env_steps": 2000, "episodes": 2, "win_rate": None, "team_return": 5.0}]
+
+
 def test_iqm_is_the_mean_of_the_middle_half_and_the_interval_brackets_it(curves):
     scores = np.array([[0.0], [0.2], [0.4], [0.9], [1.0]])
     iqm, low, high = curves.iqm_interval(scores)
