@@ -96,7 +96,7 @@ def test_aggregate_rows_per_map_and_over_maps_and_the_report_plots(curves, tmp_p
     rows = curves.aggregate(results, [0, 40], reps=300)
     assert {(r["task"], r["env_steps"], r["metric"]) for r in rows} == {
         (task, point, metric) for task in ("2s3z", "3s_vs_3z", "all maps") for point in (0, 40)
-        for metric in ("win_rate", "team_return")}
+        for metric in ("win_rate", "team_return", "win_rate_auc")}
     by_key = {(r["task"], r["env_steps"], r["metric"]): r for r in rows}
     final = by_key[("3s_vs_3z", 40, "win_rate")]
     mag_scores = [curves.score_at(record, "win_rate", 40) for record in results[("3s_vs_3z", "mag")]]
@@ -105,6 +105,13 @@ def test_aggregate_rows_per_map_and_over_maps_and_the_report_plots(curves, tmp_p
     assert by_key[("all maps", 0, "win_rate")]["p_mag_over_mamba"][0] == pytest.approx(0.5)  # all start at 0
     assert by_key[("2s3z", 40, "team_return")]["mamba"][0] == pytest.approx(
         10 * stats.trim_mean([curves.score_at(r, "win_rate", 40) for r in results[("2s3z", "mamba")]], 0.25))
+    record = results[("3s_vs_3z", "mag")][0]
+    curve = [e["win_rate"] for e in record["evaluations"]]
+    assert curves.score_at(record, "win_rate_auc", 20) == pytest.approx(np.mean(curve[:3]))
+    assert np.isnan(curves.score_at(record, "win_rate_auc", 25))  # no evaluation at 25
+    mag_auc = [curves.score_at(r, "win_rate_auc", 40) for r in results[("3s_vs_3z", "mag")]]
+    assert by_key[("3s_vs_3z", 40, "win_rate_auc")]["mag"][0] == pytest.approx(stats.trim_mean(mag_auc, 0.25))
+    assert by_key[("3s_vs_3z", 0, "win_rate_auc")]["mag"][0] == 0.0
     table = curves.markdown_table(rows)
     assert table.count("\n") == len(rows) + 1 and "| all maps | 40 | greedy win rate |" in table
 
