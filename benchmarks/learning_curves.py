@@ -10,9 +10,10 @@ Protocol (docs/benchmarks.md, "Learning curves"):
   enter D_e and do not advance the training env-step counter (``tests/algorithm/test_greedy_evaluation.py``);
 - MAG and MAMBA share one schedule (``MAG_SCHEDULE``: the same learner updates per env step, the same work per
   update), PPO gets the same env-step budget;
-- the aggregate (``rliable``): per map and over all maps, the interquartile mean (IQM) of the greedy win rate and
-  team return over seeds with 95% stratified-bootstrap confidence intervals at ``--steps`` / 4, / 2 and the end,
-  and the probability of improvement P(MAG > MAMBA) with its interval.
+- the aggregate (``rliable``): per map and over all maps, the interquartile mean (IQM) of the greedy win rate,
+  the team return and the area under the win-rate curve over seeds with 95% stratified-bootstrap confidence
+  intervals at ``--steps`` / 4, / 2 and the end, the probability of improvement P(MAG > MAMBA) with its
+  interval, and performance profiles of the win rate at the same points.
 
 Results: one small JSON file per run, ``<out>/<algo>_<map>_seed<s>.json``, written (atomically) only when the run
 reaches its budget; progress goes to ``<name>.partial.jsonl`` (git-ignored) meanwhile, so a run cut off by the end
