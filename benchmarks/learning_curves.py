@@ -378,12 +378,25 @@ def win_rate_profile(scores: np.ndarray, reps: int = BOOTSTRAP_REPS,
     return profiles["x"], intervals["x"]
 
 
+def fewest_seeds_for_a_verdict(alpha: float = 0.05) -> int:
+    """The fewest seeds per algorithm at which two samples *can* differ significantly: complete separation has
+    an exact two-sided Mann-Whitney p below `alpha` (4 seeds: p = 0.029; 3 seeds: p = 0.10, 2 seeds: p = 0.33).
+    Below it the percentile bootstrap is overconfident: separated samples stay separated in every resample, so
+    P(MAG > MAMBA) gets the zero-width interval [1, 1] even from 2 seeds."""
+    from scipy import stats
+
+    seeds = 1
+    while stats.mannwhitneyu(range(seeds), range(seeds, 2 * seeds), method="exact").pvalue >= alpha:
+        seeds += 1
+    return seeds
+
+
 def verdict(probability: tuple[float, float, float], seeds: int) -> str:
-    """A plain verdict from P(MAG > MAMBA) and its CI: ahead only if the whole interval is above 1/2. With one
-    seed per algorithm the bootstrap has nothing to resample (a zero-width interval): no verdict."""
+    """A plain verdict from P(MAG > MAMBA) and its CI: ahead only if the whole interval is above 1/2; none from
+    fewer seeds than `fewest_seeds_for_a_verdict()`."""
     _, low, high = probability
-    if seeds < 2:
-        return "one seed: no verdict"
+    if seeds < fewest_seeds_for_a_verdict():
+        return f"{seeds} seed{'s' if seeds > 1 else ''}: too few for a verdict"
     if low > 0.5:
         return "MAG ahead"
     if high < 0.5:
@@ -542,7 +555,8 @@ def report(out: Path, plot_dir: Path, reps: int = BOOTSTRAP_REPS) -> list[dict[s
     print(cost_table(results))
     print(f"\nIQM: the mean of the middle 50% of runs (rliable, stratified bootstrap over runs within each map, "
           f"{reps} resamples). Verdict: 'MAG ahead' only if the whole 95% CI of P(MAG > MAMBA) lies above "
-          "0.5, 'MAG behind' if below, else 'no clear difference'.")
+          "0.5, 'MAG behind' if below, else 'no clear difference'; no verdict from fewer than "
+          f"{fewest_seeds_for_a_verdict()} seeds per algorithm.")
     return rows
 
 

@@ -75,7 +75,17 @@ def test_probability_of_improvement_and_verdict(curves, mag, mamba, expected, ve
     p = curves.improvement_interval(np.array(mag)[:, None], np.array(mamba)[:, None])
     assert p[0] == pytest.approx(expected) and p[1] <= p[0] <= p[2]
     assert curves.verdict(p, seeds=5) == verdict
-    assert curves.verdict(p, seeds=1) == "one seed: no verdict"
+    assert curves.verdict(p, seeds=4) == verdict
+    assert curves.verdict(p, seeds=1) == "1 seed: too few for a verdict"
+    assert curves.verdict(p, seeds=3) == "3 seeds: too few for a verdict"
+
+
+def test_no_verdict_from_fewer_seeds_than_can_differ_significantly(curves):
+    assert curves.fewest_seeds_for_a_verdict() == 4
+    assert curves.fewest_seeds_for_a_verdict(alpha=0.2) == 3
+    separated = curves.improvement_interval(np.array([[0.8], [0.9]]), np.array([[0.1], [0.2]]), reps=200)
+    assert separated == pytest.approx((1.0, 1.0, 1.0))  # the bootstrap's zero-width interval from 2 seeds
+    assert curves.verdict(separated, seeds=2) == "2 seeds: too few for a verdict"
 
 
 def test_aggregate_rows_per_map_and_over_maps_and_the_report_plots(curves, tmp_path):
