@@ -35,6 +35,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")  # SMAX (JAX)
 
 import argparse
+import functools
 import json
 import math
 import multiprocessing
@@ -378,6 +379,7 @@ def win_rate_profile(scores: np.ndarray, reps: int = BOOTSTRAP_REPS,
     return profiles["x"], intervals["x"]
 
 
+@functools.cache
 def fewest_seeds_for_a_verdict(alpha: float = 0.05) -> int:
     """The fewest seeds per algorithm at which two samples *can* differ significantly: complete separation has
     an exact two-sided Mann-Whitney p below `alpha` (4 seeds: p = 0.029; 3 seeds: p = 0.10, 2 seeds: p = 0.33).
@@ -409,14 +411,20 @@ def report_points(steps: int, eval_every: int) -> list[int]:
     return sorted({int(steps * fraction) // eval_every * eval_every for fraction in (0.25, 0.5, 1.0)})
 
 
+def algorithms_and_common_maps(results: dict[tuple[str, str], list[dict[str, Any]]]) -> tuple[list[str], list[str]]:
+    """The algorithms with results, and the maps (sorted) that every one of them has."""
+    algos = [algo for algo in ALGOS if any(key[1] == algo for key in results)]
+    maps = sorted({map_name for map_name, _ in results})
+    return algos, [m for m in maps if all((m, algo) in results for algo in algos)]
+
+
 def aggregate(results: dict[tuple[str, str], list[dict[str, Any]]], points: list[int],
               reps: int = BOOTSTRAP_REPS) -> list[dict[str, Any]]:
     """One row per (task, env-step point, metric): IQM [CI] per algorithm and P(MAG > MAMBA) [CI].
 
     `task` is a map, or "all maps" (stratified over the maps every algorithm has)."""
     maps = sorted({map_name for map_name, _ in results})
-    algos = [algo for algo in ALGOS if any(key[1] == algo for key in results)]
-    common = [m for m in maps if all((m, algo) in results for algo in algos)]
+    algos, common = algorithms_and_common_maps(results)
     tasks = [(m, [m]) for m in maps] + ([("all maps", common)] if len(common) > 1 else [])
     rows = []
     for task, task_maps in tasks:
@@ -447,7 +455,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         p = row.get("p_mag_over_mamba")
         cells.append(f"{p[0]:.2f} [{p[1]:.2f}, {p[2]:.2f}]" if p else "—")
         cells.append(row.get("verdict", "—"))
-        lines.append(f"| {row['task']} | {row['env_steps']} | {TABLE_METRICS[row['metric']]} | " + " | ".join(cells) + " |")
+        label = TABLE_METRICS[row["metric"]]
+        lines.append(f"| {row['task']} | {row['env_steps']} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -517,8 +526,7 @@ def plot_profiles(results: dict[tuple[str, str], list[dict[str, Any]]], points: 
     import matplotlib.pyplot as plt
     from rliable import plot_utils
 
-    algos = [algo for algo in ALGOS if any(key[1] == algo for key in results)]
-    maps = sorted(m for m in {m for m, _ in results} if all((m, algo) in results for algo in algos))
+    algos, maps = algorithms_and_common_maps(results)
     fig, axes = plt.subplots(1, len(points), figsize=(4.5 * len(points), 4), squeeze=False)
     for ax, point in zip(axes[0], points):
         profiles, intervals = {}, {}
