@@ -56,6 +56,7 @@ METRICS = {"win_rate": "greedy win rate", "team_return": "greedy team return"}  
 #: The aggregate's metrics: the curves' values at a point, and the area under the win-rate curve up to it (the
 #: mean over the evaluations at 0, eval_every, ..., point): sample efficiency, and steadier than one point.
 TABLE_METRICS = {**METRICS, "win_rate_auc": "greedy win rate, mean of the curve up to here"}
+PAIRED_METRICS = ("win_rate", "win_rate_auc")  # the paired (by seed) MAG - MAMBA table's metrics
 PHASES = ("sample", "model_training", "imagination", "policy_training", "sync_weights")
 TRAINING_BIN_STEPS = 1_000  # training-episode stats are kept per bin of env steps (the file stays small)
 BOOTSTRAP_REPS = 2_000
@@ -406,6 +407,42 @@ def verdict(probability: tuple[float, float, float], seeds: int) -> str:
     return "no clear difference"
 
 
+def paired_difference(mag: list[dict[str, Any]], mamba: list[dict[str, Any]], metric: str,
+                      point: int) -> dict[str, Any] | None:
+    """MAG - MAMBA of `metric` at `point`, seed by seed (a MAG and a MAMBA run of one seed share the env seeds and
+    initial networks, so they differ only by planning: common random numbers). The differences by seed, their
+    mean, the seeds MAG is ahead / behind on, and the exact two-sided sign-flip p of the mean difference (all
+    2^n sign patterns, scipy); None without a seed both have."""
+    from scipy import stats
+
+    mamba_by_seed = {record["seed"]: record for record in mamba}
+    diffs = {r["seed"]: score_at(r, metric, point) - score_at(mamba_by_seed[r["seed"]], metric, point)
+             for r in mag if r["seed"] in mamba_by_seed}
+    diffs = {seed: diff for seed, diff in diffs.items() if not math.isnan(diff)}
+    if not diffs:
+        return None
+    values = np.array(list(diffs.values()))
+    test = stats.permutation_test((values,), np.mean, permutation_type="samples", n_resamples=np.inf)
+    return {"by_seed": diffs, "mean": float(values.mean()), "ahead": int((values > 0).sum()),
+            "behind": int((values < 0).sum()), "p": float(test.pvalue)}
+
+
+def paired_table(results: dict[tuple[str, str], list[dict[str, Any]]], points: list[int]) -> str:
+    """Markdown: `paired_difference` per map having MAG and MAMBA, point and `PAIRED_METRICS`."""
+    lines = ["| map | env steps | metric | MAG - MAMBA by seed | mean | seeds MAG ahead / behind | exact p |",
+             "|---|---:|---|---|---:|---|---:|"]
+    for map_name in sorted({m for m, algo in results if algo == "mag" and (m, "mamba") in results}):
+        for point in points:
+            for metric in PAIRED_METRICS:
+                paired = paired_difference(results[(map_name, "mag")], results[(map_name, "mamba")], metric, point)
+                if paired is None:
+                    continue
+                by_seed = ", ".join(f"{seed}: {diff:+.2f}" for seed, diff in sorted(paired["by_seed"].items()))
+                lines.append(f"| {map_name} | {point} | {TABLE_METRICS[metric]} | {by_seed} | {paired['mean']:+.2f}"
+                             f" | {paired['ahead']} / {paired['behind']} | {paired['p']:.2f} |")
+    return "\n".join(lines)
+
+
 def report_points(steps: int, eval_every: int) -> list[int]:
     """The evaluation points at or below a quarter, a half and all of the budget (10k, 20k, 40k by default)."""
     return sorted({int(steps * fraction) // eval_every * eval_every for fraction in (0.25, 0.5, 1.0)})
@@ -560,11 +597,14 @@ def report(out: Path, plot_dir: Path, reps: int = BOOTSTRAP_REPS) -> list[dict[s
     print()
     print(markdown_table(rows))
     print()
+    print(paired_table(results, points))
+    print()
     print(cost_table(results))
     print(f"\nIQM: the mean of the middle 50% of runs (rliable, stratified bootstrap over runs within each map, "
           f"{reps} resamples). Verdict: 'MAG ahead' only if the whole 95% CI of P(MAG > MAMBA) lies above "
           "0.5, 'MAG behind' if below, else 'no clear difference'; no verdict from fewer than "
-          f"{fewest_seeds_for_a_verdict()} seeds per algorithm.")
+          f"{fewest_seeds_for_a_verdict()} seeds per algorithm. Paired table: exact two-sided sign-flip test over "
+          "seeds; with n seeds no p can be below 2 / 2^n (0.0625 at 5).")
     return rows
 
 

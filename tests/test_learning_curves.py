@@ -171,3 +171,25 @@ def test_bad_arguments_fail_before_any_run(tmp_path):
                               text=True, timeout=300)
         assert proc.returncode != 0 and message in proc.stderr, (extra, proc.stderr[-2000:])
         assert not list(tmp_path.iterdir())
+
+
+def test_paired_differences_pair_runs_by_seed_with_an_exact_sign_flip_test(curves):
+    def records(algo, final_win_rates):
+        return [fake_result(curves, algo, "3s_vs_3z", seed, [0.0, w])[1] for seed, w in enumerate(final_win_rates)]
+
+    mag, mamba = records("mag", [0.9, 0.8, 0.7, 0.6, 0.5]), records("mamba", [0.4, 0.3, 0.9, 0.1, 0.5])
+    paired = curves.paired_difference(mag, mamba[::-1], "win_rate", 10)  # paired by seed, not by position
+    assert paired["by_seed"] == pytest.approx({0: 0.5, 1: 0.5, 2: -0.2, 3: 0.5, 4: 0.0})
+    assert paired["mean"] == pytest.approx(0.26) and (paired["ahead"], paired["behind"]) == (3, 1)
+    # exact: of the 2^5 sign patterns of (0.5, 0.5, -0.2, 0.5, 0), those with |sum| >= 1.3 are +-(0.5, 0.5, x, 0.5)
+    # with x = -0.2 (|1.3|) or +0.2 (|1.7|), each with either sign of 0: 8 of 32
+    assert paired["p"] == pytest.approx(8 / 32)
+    separated = curves.paired_difference(mag, [dict(r, evaluations=[dict(e, win_rate=0.0) for e in r["evaluations"]])
+                                               for r in mamba], "win_rate", 10)
+    assert separated["p"] == pytest.approx(2 / 32) and separated["ahead"] == 5  # the smallest p 5 pairs can give
+    assert curves.paired_difference(mag[:2], mamba[2:], "win_rate", 10) is None  # no seed in common
+    assert curves.paired_difference(mag, mamba, "win_rate_auc", 10)["by_seed"][0] == pytest.approx(0.25)
+    table = curves.paired_table({("3s_vs_3z", "mag"): mag, ("3s_vs_3z", "mamba"): mamba,
+                                 ("2s3z", "ppo"): mag}, [0, 10])
+    assert table.count("\n") == 2 + 4 - 1
+    assert "| 3s_vs_3z | 10 | greedy win rate | 0: +0.50, 1: +0.50, 2: -0.20" in table
