@@ -10,7 +10,7 @@ from rllib_mag.learning.data_parallel import DataParallel
 from rllib_mag.learning.gradient_step import gradient_step
 from rllib_mag.models.layers import eval_mode
 from rllib_mag.models.world_model import WorldModel
-from rllib_mag.planning.model_reward import (ModelRewardLabel, ModelRewardPredictor, model_reward_loss,
+from rllib_mag.planning.model_reward import (ModelRewardLabel, ModelRewardPredictor, label_pass, model_reward_loss,
                                              model_reward_pairs)
 
 
@@ -58,11 +58,12 @@ class WorldModelTrainer:
         return metrics
 
     def model_reward_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        """One R_m step (line 5): a no-grad, eval-mode world-model pass on ``batch`` gives R_m's inputs and labels
-        (``model_reward_pairs``: by default prior-sampled candidates and each one's own error), then
-        ``smooth_l1`` regression."""
+        """One R_m step (line 5): a no-grad, eval-mode world-model pass on ``batch`` (``label_pass``: the filter
+        only for the default label) gives R_m's inputs and labels (``model_reward_pairs``: by default
+        prior-sampled candidates and each one's own error), then ``smooth_l1`` regression."""
         with eval_mode(self.world_model), torch.no_grad():
-            inputs, labels = model_reward_pairs(self.world_model, self.world_model.loss(batch), self.label)
+            output = label_pass(self.world_model, batch, self.label)
+            inputs, labels = model_reward_pairs(self.world_model, output, self.label)
         loss, stepped = train_model_reward_step(self.model_reward, self.model_reward_opt, inputs, labels,
                                                 self.data_parallel)
         return {"model_reward_loss": loss, "model_reward_label_mean": labels.mean().item(),

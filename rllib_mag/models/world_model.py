@@ -20,7 +20,7 @@ reward head reads ``[z_t, h_t]`` where ``h_t`` already contains ``a_{t-1}``; the
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -93,29 +93,24 @@ class LossTargets:
 
 
 @dataclass
-class WorldModelOutput:
-    """Result of ``WorldModel.loss``.
+class FilterOutput:
+    """The posterior filter over a real batch and what the heads are scored against (``WorldModel.filtered``):
+    all that R_m's candidate labels need, without the heads and losses of ``WorldModel.loss``.
 
     Attributes:
-        total: scalar loss (weighted sum of ``terms``).
-        terms: scalar loss per term (masked mean of ``per_step``).
-        per_step: per-step, per-agent losses ``[T, B, N]`` (zero where masked).
-        masks: ``[T, B, N]`` 0/1 weights used for each term.
         posterior: posterior states ``[T, B, N, ...]`` (the filtered states; imagination start states).
         posterior_logits, prior_logits: ``[T, B, N, C, K]`` logits of ``q(z_t | h_t, o_t)`` and ``p(z_t | h_t)``.
         targets: the heads' targets (``head_errors`` scores other features against them, e.g. R_m's candidates).
+        masks: ``[T, B, N]`` 0/1 weights of each loss term.
         obs_dim: observation size and
-        reconstruction_reduction: how ``per_step["reconstruction"]`` reduces obs dims (``"sum"``/``"mean"``).
+        reconstruction_reduction: how the reconstruction error reduces obs dims (``"sum"``/``"mean"``).
     """
 
-    total: Tensor
-    terms: dict[str, Tensor]
-    per_step: dict[str, Tensor]
-    masks: dict[str, Tensor]
     posterior: RSSMState
     posterior_logits: Tensor
     prior_logits: Tensor
     targets: LossTargets
+    masks: dict[str, Tensor]
     obs_dim: int
     reconstruction_reduction: str
 
@@ -124,6 +119,21 @@ class WorldModelOutput:
         as imagination draws its candidates."""
         logits = self.prior_logits.detach()
         return RSSMState(sample_one_hot(softmax_weights(logits), generator), self.posterior.deter)
+
+
+@dataclass
+class WorldModelOutput(FilterOutput):
+    """Result of ``WorldModel.loss``: the ``FilterOutput`` and the losses.
+
+    Attributes:
+        total: scalar loss (weighted sum of ``terms``).
+        terms: scalar loss per term (masked mean of ``per_step``).
+        per_step: per-step, per-agent losses ``[T, B, N]`` (zero where masked).
+    """
+
+    total: Tensor
+    terms: dict[str, Tensor]
+    per_step: dict[str, Tensor]
 
 
 class Decoder(nn.Module):
@@ -255,24 +265,13 @@ class WorldModel(nn.Module):
             post_logits.append(logits)
         return RSSMState.stack(posts), torch.stack(post_logits)
 
-    # ----------------------------------------------------------------- training loss
-    def loss(self, batch: dict[str, Tensor]) -> WorldModelOutput:
-        """One-step prediction loss of Algorithm 1 line 4 on a contracts.md section 3 batch.
-
-        Terms (all per step and agent, then masked mean; reference ``optim/loss.py:model_loss``):
-        ``reconstruction`` Huber over obs dims (sum or mean; optionally masked for dead agents); ``reward`` Huber
-        to the team reward, masked where ``is_first``; ``continue`` NLL of ``1 - is_terminal``; ``av_action``
-        NLL of the availability mask; ``mi`` cross-entropy of the agent's own ``a_{t-1}`` from the decoder
-        features, masked where there is no previous action (first window row, ``is_first``, after ``is_last``);
-        ``kl`` balanced ``a KL(sg q || p) + (1 - a) KL(q || sg p)`` reduced over categoricals (mean or sum).
-        """
+    def filtered(self, batch: dict[str, Tensor]) -> FilterOutput:
+        """``filter`` plus the prior at each ``h_t`` and the heads' targets and loss masks: ``loss`` without the
+        heads on the posterior and the losses (R_m's candidate labels need only this)."""
         cfg = self.cfg
         obs, is_first = batch["obs"], batch["is_first"].to(batch["obs"].dtype)
         n_steps, batch_size, n_agents = obs.shape[:3]
-        prev_action = self._previous_actions(batch)
-        posterior, post_logits_t = self.filter(batch)
-        prior_logits = self.prior_logits(posterior.deter)
-
+        posterior, posterior_logits = self.filter(batch)
         ones = torch.ones(n_steps, batch_size, n_agents, dtype=obs.dtype, device=obs.device)
         not_first = (1.0 - is_first)[..., None] * ones
         prev_valid = torch.cat([torch.zeros_like(ones[:1]), 1.0 - batch["is_last"].to(obs.dtype)[:-1, ..., None]
@@ -287,17 +286,34 @@ class WorldModel(nn.Module):
         }
         targets = LossTargets(obs=obs, reward=batch["reward"].to(obs.dtype)[..., None].expand_as(ones),
                               continues=(1.0 - batch["is_terminal"].to(obs.dtype))[..., None].expand_as(ones),
-                              action_mask=batch["action_mask"].to(obs.dtype), prev_action=prev_action.argmax(-1))
-        kl_post = _categorical_kl(post_logits_t, prior_logits.detach())
-        kl_prior = _categorical_kl(post_logits_t.detach(), prior_logits)
+                              action_mask=batch["action_mask"].to(obs.dtype),
+                              prev_action=self._previous_actions(batch).argmax(-1))
+        return FilterOutput(posterior, posterior_logits, self.prior_logits(posterior.deter), targets, masks,
+                            self.obs_dim, cfg.reconstruction_reduction)
+
+    # ----------------------------------------------------------------- training loss
+    def loss(self, batch: dict[str, Tensor]) -> WorldModelOutput:
+        """One-step prediction loss of Algorithm 1 line 4 on a contracts.md section 3 batch.
+
+        Terms (all per step and agent, then masked mean; reference ``optim/loss.py:model_loss``):
+        ``reconstruction`` Huber over obs dims (sum or mean; optionally masked for dead agents); ``reward`` Huber
+        to the team reward, masked where ``is_first``; ``continue`` NLL of ``1 - is_terminal``; ``av_action``
+        NLL of the availability mask; ``mi`` cross-entropy of the agent's own ``a_{t-1}`` from the decoder
+        features, masked where there is no previous action (first window row, ``is_first``, after ``is_last``);
+        ``kl`` balanced ``a KL(sg q || p) + (1 - a) KL(q || sg p)`` reduced over categoricals (mean or sum).
+        """
+        cfg, filtered = self.cfg, self.filtered(batch)
+        post_logits, prior_logits, masks = filtered.posterior_logits, filtered.prior_logits, filtered.masks
+        kl_post = _categorical_kl(post_logits, prior_logits.detach())
+        kl_prior = _categorical_kl(post_logits.detach(), prior_logits)
         reduce_kl = torch.mean if cfg.kl_reduction == "mean" else torch.sum
         per_step = {"kl": reduce_kl(cfg.kl_balance * kl_prior + (1.0 - cfg.kl_balance) * kl_post, dim=-1),
-                    **self.head_errors(posterior.features(), targets)}
+                    **self.head_errors(filtered.posterior.features(), filtered.targets)}
         per_step = {k: v * masks[k] for k, v in per_step.items()}
         terms = {k: per_step[k].sum() / masks[k].sum().clamp_min(1.0) for k in LOSS_TERMS}
         total = sum(cfg.loss_scales[k] * terms[k] for k in LOSS_TERMS)
-        return WorldModelOutput(total, terms, per_step, masks, posterior, post_logits_t, prior_logits, targets,
-                                self.obs_dim, cfg.reconstruction_reduction)
+        return WorldModelOutput(**{f.name: getattr(filtered, f.name) for f in fields(FilterOutput)},
+                                total=total, terms=terms, per_step=per_step)
 
     def head_errors(self, features: Tensor, targets: LossTargets,
                     terms: Sequence[str] = HEAD_TERMS) -> dict[str, Tensor]:

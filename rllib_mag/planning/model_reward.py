@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from rllib_mag.models.config import LOSS_TERMS, WorldModelConfig
 from rllib_mag.models.layers import mlp
-from rllib_mag.models.world_model import WorldModel, WorldModelOutput
+from rllib_mag.models.world_model import FilterOutput, WorldModel, WorldModelOutput
 
 #: Terms of the paper's model error: the latent term (the Dreamer form of observation error), reconstruction, reward.
 PAPER_TERMS: tuple[str, ...] = ("kl", "reconstruction", "reward")
@@ -106,7 +106,7 @@ def _sum_terms(per_step: dict[str, Tensor], terms: Sequence[str], scale: float) 
     return sum(per_step[t] * (scale if t == "reconstruction" else 1.0) for t in terms)
 
 
-def _reconstruction_scale(output: WorldModelOutput, reconstruction_reduction: str) -> float:
+def _reconstruction_scale(output: FilterOutput, reconstruction_reduction: str) -> float:
     """Factor turning ``output``'s reconstruction reduction into ``reconstruction_reduction``."""
     if output.reconstruction_reduction == reconstruction_reduction:
         return 1.0
@@ -121,7 +121,7 @@ def model_error_labels(output: WorldModelOutput, terms: Sequence[str] = PAPER_TE
     return _sum_terms(output.per_step, terms, _reconstruction_scale(output, reconstruction_reduction)).detach()
 
 
-def candidate_errors(world_model: WorldModel, output: WorldModelOutput, stoch: Tensor,
+def candidate_errors(world_model: WorldModel, output: FilterOutput, stoch: Tensor,
                      terms: Sequence[str] = LOSS_TERMS) -> tuple[Tensor, dict[str, Tensor]]:
     """Candidate latents ``stoch [..., T, B, N, C, K]`` at the posterior's ``h_t``: their features
     ``[z, h_t]`` ``[..., T, B, N, F]`` and their errors ``[..., T, B, N]`` named in ``terms``: the heads on the
@@ -136,17 +136,27 @@ def candidate_errors(world_model: WorldModel, output: WorldModelOutput, stoch: T
     return features, {name: value * output.masks[name] for name, value in errors.items()}
 
 
-def model_reward_pairs(world_model: WorldModel, output: WorldModelOutput, label: ModelRewardLabel,
+def label_pass(world_model: WorldModel, batch: dict[str, Tensor], label: ModelRewardLabel) -> FilterOutput:
+    """The world-model pass on a real ``batch`` that ``model_reward_pairs`` needs for ``label``: the posterior
+    filter only (``WorldModel.filtered``) for ``"candidate"``, whose labels score the candidates with the heads;
+    the whole ``WorldModel.loss`` for ``"posterior"``, whose labels are the posterior's own losses."""
+    return world_model.loss(batch) if label.model_reward_label == "posterior" else world_model.filtered(batch)
+
+
+def model_reward_pairs(world_model: WorldModel, output: FilterOutput, label: ModelRewardLabel,
                        generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-    """R_m's training inputs ``[..., N, F]`` and labels ``[..., N]`` (both detached) from one no-grad
-    ``WorldModel.loss`` pass ``output`` (line 5).
+    """R_m's training inputs ``[..., N, F]`` and labels ``[..., N]`` (both detached) from one no-grad world-model
+    pass ``output`` on real data (line 5; ``label_pass`` gives the pass ``label`` needs).
 
     ``"candidate"``: ``label.model_reward_label_candidates`` latents per row drawn from ``p(z_t | h_t)`` with
     ``generator``, each labelled with its own error (``candidate_errors``). ``"posterior"``: one prior sample per
-    row, labelled with the posterior's losses (``model_error_labels``).
+    row, labelled with the posterior's losses (``model_error_labels``; ``output`` must be a ``WorldModelOutput``).
     """
     terms, reduction = label.model_error_terms, label.model_error_reconstruction_reduction
     if label.model_reward_label == "posterior":
+        if not isinstance(output, WorldModelOutput):
+            raise TypeError("the 'posterior' R_m label is the posterior's losses: pass WorldModel.loss's output, "
+                            f"not {type(output).__name__} (label_pass chooses the pass)")
         return output.prior_sample(generator).features().detach(), model_error_labels(output, terms, reduction)
     logits = output.prior_logits.detach()
     with torch.no_grad():

@@ -8,11 +8,11 @@ import torch
 from scipy.stats import spearmanr
 
 from rllib_mag.learning.world_model_trainer import WorldModelTrainer, train_model_reward_step
-from rllib_mag.models import WorldModel, from_preset
+from rllib_mag.models import FilterOutput, WorldModel, WorldModelOutput, from_preset
 from rllib_mag.models.layers import eval_mode
 from rllib_mag.models.synthetic import random_sequence_batch
 from rllib_mag.planning import (PAPER_TERMS, REFERENCE_TERMS, ModelRewardLabel, ModelRewardPredictor,
-                                candidate_errors, model_error_labels, model_reward_pairs)
+                                candidate_errors, label_pass, model_error_labels, model_reward_pairs)
 
 D, A, N = 6, 4, 3
 
@@ -130,6 +130,26 @@ def test_pairs_follow_the_generator_not_the_global_rng(world_model, output, mode
     other = model_reward_pairs(world_model, output, label, torch.Generator().manual_seed(6))
     assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
     assert not torch.equal(first[0], other[0])
+
+
+def test_the_candidate_label_needs_only_the_filter_and_gets_the_same_pairs(world_model):
+    """``label_pass``: the default label runs ``WorldModel.filtered`` (no heads on the posterior, no losses) and
+    its pairs equal those from the whole loss, draw for draw; the posterior label needs the loss's output."""
+    batch = random_sequence_batch(6, 4, N, D, A, seed=2)
+    with torch.no_grad():
+        torch.manual_seed(7)
+        full = world_model.loss(batch)
+        torch.manual_seed(7)  # the filter's posterior draws
+        filtered = label_pass(world_model, batch, ModelRewardLabel())
+    assert type(filtered) is FilterOutput
+    assert isinstance(label_pass(world_model, batch, ModelRewardLabel("posterior")), WorldModelOutput)
+    label = ModelRewardLabel(model_error_terms=REFERENCE_TERMS, model_reward_label_candidates=2)
+    from_filter = model_reward_pairs(world_model, filtered, label, torch.Generator().manual_seed(3))
+    from_loss = model_reward_pairs(world_model, full, label, torch.Generator().manual_seed(3))
+    assert torch.equal(from_filter[0], from_loss[0]) and torch.equal(from_filter[1], from_loss[1])
+    with pytest.raises(TypeError, match="'posterior' R_m label is the posterior's losses: pass WorldModel.loss's "
+                                        "output, not FilterOutput"):
+        model_reward_pairs(world_model, filtered, ModelRewardLabel("posterior"))
 
 
 def _rank_correlation(world_model, model_reward, batch, n_candidates=16, seed=0):
