@@ -45,6 +45,11 @@ def _categorical_kl(post_logits: Tensor, prior_logits: Tensor) -> Tensor:
     return (log_q.exp() * (log_q - log_p)).sum(-1)
 
 
+def _shift_one_row(x: Tensor) -> Tensor:
+    """``x`` delayed by one row along time (dim 0), zeros in the first row: ``a_{t-1}`` from ``a_t``."""
+    return torch.cat([torch.zeros_like(x[:1]), x[:-1]])
+
+
 @dataclass(frozen=True)
 class RSSMState:
     """Recurrent state: ``stoch [..., N, C, K]`` one-hot latents and ``deter [..., N, deter]`` GRU state."""
@@ -248,8 +253,7 @@ class WorldModel(nn.Module):
     # ----------------------------------------------------------------- filtering real sequences
     def _previous_actions(self, batch: dict[str, Tensor]) -> Tensor:
         """One-hot ``a_{t-1}`` per row ``[T, B, N, A]`` (zero in the first row; ``_observe`` zeroes it at resets)."""
-        action = F.one_hot(batch["action"].long(), self.n_actions).to(batch["obs"].dtype)
-        return torch.cat([torch.zeros_like(action[:1]), action[:-1]])
+        return _shift_one_row(F.one_hot(batch["action"].long(), self.n_actions).to(batch["obs"].dtype))
 
     def filter(self, batch: dict[str, Tensor]) -> tuple[RSSMState, Tensor]:
         """The posterior filter over a contracts.md section 3 batch from the zero state: posterior states
@@ -287,7 +291,7 @@ class WorldModel(nn.Module):
         targets = LossTargets(obs=obs, reward=batch["reward"].to(obs.dtype)[..., None].expand_as(ones),
                               continues=(1.0 - batch["is_terminal"].to(obs.dtype))[..., None].expand_as(ones),
                               action_mask=batch["action_mask"].to(obs.dtype),
-                              prev_action=self._previous_actions(batch).argmax(-1))
+                              prev_action=_shift_one_row(batch["action"].long()))  # 0 in row 0, masked
         return FilterOutput(posterior, posterior_logits, self.prior_logits(posterior.deter), targets, masks,
                             self.obs_dim, cfg.reconstruction_reduction)
 
