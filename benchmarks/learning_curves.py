@@ -506,7 +506,7 @@ def cost_table(results: dict[tuple[str, str], list[dict[str, Any]]]) -> str:
         if algo == "ppo":
             updates, split = "—", "—"
         else:
-            updates = str(statistics.median(record["learner_updates"] for record in records))
+            updates = f"{statistics.median(record['learner_updates'] for record in records):g}"
             shares = [statistics.median(r["phase_s"][phase] / r["elapsed_s"] for r in records) for phase in PHASES]
             split = ", ".join(f"{phase} {100 * share:.0f}%" for phase, share in zip(PHASES, shares))
         lines.append(f"| {map_name} | {LABELS[algo]} | {len(records)} | {records[0]['steps']} | "

@@ -193,3 +193,19 @@ def test_paired_differences_pair_runs_by_seed_with_an_exact_sign_flip_test(curve
                                  ("2s3z", "ppo"): mag}, [0, 10])
     assert table.count("\n") == 2 + 4 - 1
     assert "| 3s_vs_3z | 10 | greedy win rate | 0: +0.50, 1: +0.50, 2: -0.20" in table
+
+
+def test_the_cost_table_gives_medians_per_map_and_algorithm(curves):
+    def record(algo, seed, elapsed_s, updates):
+        _, result = fake_result(curves, algo, "2s3z", seed, [0.0, 0.5])
+        phases = dict.fromkeys(curves.PHASES, 0.0) | {"imagination": elapsed_s / 2}
+        return {**result, "elapsed_s": elapsed_s, "learner_updates": updates, "phase_s": phases}
+
+    table = curves.cost_table({("2s3z", "mamba"): [record("mamba", 0, 600.0, 395), record("mamba", 1, 1200.0, 395)],
+                               ("2s3z", "mag"): [record("mag", 0, 1800.0, 394), record("mag", 1, 3000.0, 395)],
+                               ("2s3z", "ppo"): [record("ppo", 0, 300.0, 0)]}).splitlines()
+    assert len(table) == 2 + 3
+    mag, mamba, ppo = table[2:]  # MAG, MAMBA, PPO order, whatever the dict's
+    assert mag.startswith("| 2s3z | MAG | 2 | 10 | 40.0 min | 394.5 | ") and "imagination 50%" in mag
+    assert "| 15.0 min | 395 | " in mamba  # an integral median printed as an integer
+    assert ppo.endswith("| 5.0 min | — | — |")
